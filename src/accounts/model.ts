@@ -1,0 +1,24 @@
+/** Okta's user status lifecycle, plus RECOVERY while a reset is under way. */
+export const USER_STATUSES = [
+  'STAGED',
+  'PROVISIONED',
+  'ACTIVE',
+  'RECOVERY',
+  'LOCKED_OUT',
+  'PASSWORD_EXPIRED',
+  'SUSPENDED',
+  'DEPROVISIONED',
+] as const;
+export type UserStatus = (typeof USER_STATUSES)[number];
+
+export const ROLES = ['user', 'saa', 'operations', 'support', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const APPS = ['portal', 'download'] as const;
+export type App = (typeof APPS)[number];
+
+export const AUTH_MODES = ['local', 'federated'] as const;
+export type AuthMode = (typeof AUTH_MODES)[number];
+
+/** Statuses in which a password sign-in may proceed. */
+export const SIGN_IN_STATUSES: readonly UserStatus[] = ['ACTIVE', 'RECOVERY', 'PASSWORD_EXPIRED'];

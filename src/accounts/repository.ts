@@ -1,0 +1,124 @@
+import type { Insertable, Kysely, Selectable } from 'kysely';
+import type { Database, UsersTable } from '../db/schema.ts';
+import type { App, Role, UserStatus } from './model.ts';
+
+export type UserRow = Selectable<UsersTable>;
+export type NewUser = Insertable<UsersTable>;
+
+export interface UserListFilter {
+  firmId?: string;
+  status?: UserStatus;
+  limit?: number;
+}
+
+/** Users, their roles and app assignments. Every write is a named operation. */
+export function createUserRepository(db: Kysely<Database>) {
+  return {
+    async createUser(user: NewUser): Promise<void> {
+      await db.insertInto('users').values(user).execute();
+    },
+    async findUserById(id: string): Promise<UserRow | undefined> {
+      return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+    },
+    /** Logins are stored lower-cased; callers pass the raw username. */
+    async findUserByLogin(login: string): Promise<UserRow | undefined> {
+      return db.selectFrom('users').selectAll().where('login', '=', login.trim().toLowerCase()).executeTakeFirst();
+    },
+    async listUsers(filter: UserListFilter = {}): Promise<UserRow[]> {
+      let q = db.selectFrom('users').selectAll().orderBy('login');
+      if (filter.firmId) q = q.where('firm_id', '=', filter.firmId);
+      if (filter.status) q = q.where('status', '=', filter.status);
+      return q.limit(filter.limit ?? 1000).execute();
+    },
+    async countUsers(): Promise<number> {
+      const r = await db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      return Number(r.n);
+    },
+    /** Moves a user from one of `from` to `to`; false when the user was not in an allowed status. */
+    async transitionStatus(id: string, from: readonly UserStatus[], to: UserStatus, now: number): Promise<boolean> {
+      const r = await db
+        .updateTable('users')
+        .set({ status: to, status_changed_at: now })
+        .where('id', '=', id)
+        .where('status', 'in', [...from])
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    },
+    async setPassword(id: string, passwordHash: string, now: number): Promise<void> {
+      await db
+        .updateTable('users')
+        .set({ password_hash: passwordHash, password_changed_at: now })
+        .where('id', '=', id)
+        .execute();
+    },
+    /** Replaces a hash after an Argon2 parameter change, only if the old hash is still current. */
+    async rehashPassword(id: string, oldHash: string, newHash: string): Promise<void> {
+      await db
+        .updateTable('users')
+        .set({ password_hash: newHash })
+        .where('id', '=', id)
+        .where('password_hash', '=', oldHash)
+        .execute();
+    },
+    async setRecoveryQuestion(id: string, question: string, answerHash: string): Promise<void> {
+      await db
+        .updateTable('users')
+        .set({ recovery_question: question, recovery_answer_hash: answerHash })
+        .where('id', '=', id)
+        .execute();
+    },
+    /** Completes activation: PROVISIONED → ACTIVE. */
+    async activateUser(id: string, now: number): Promise<boolean> {
+      const r = await db
+        .updateTable('users')
+        .set({ status: 'ACTIVE', activated_at: now, status_changed_at: now })
+        .where('id', '=', id)
+        .where('status', '=', 'PROVISIONED')
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    },
+    /**
+     * Counts one failed password or factor attempt in a single statement, so parallel requests
+     * each see a distinct count and none can slip past the lockout threshold.
+     */
+    async recordFailedAttempt(id: string): Promise<number> {
+      const r = await db
+        .updateTable('users')
+        .set((eb) => ({ failed_attempts: eb('failed_attempts', '+', 1) }))
+        .where('id', '=', id)
+        .returning('failed_attempts')
+        .executeTakeFirst();
+      return r?.failed_attempts ?? 0;
+    },
+    async recordSuccessfulSignIn(id: string, factorType: string | null, now: number): Promise<void> {
+      await db
+        .updateTable('users')
+        .set({ failed_attempts: 0, lockout_count: 0, last_login_at: now, last_factor_type: factorType })
+        .where('id', '=', id)
+        .execute();
+    },
+    async grantRole(userId: string, role: Role): Promise<void> {
+      await db
+        .insertInto('user_roles')
+        .values({ user_id: userId, role })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+    },
+    async listRoles(userId: string): Promise<Role[]> {
+      const rows = await db.selectFrom('user_roles').select('role').where('user_id', '=', userId).execute();
+      return rows.map((r) => r.role as Role).sort();
+    },
+    async assignApp(userId: string, app: App, now: number): Promise<void> {
+      await db
+        .insertInto('app_assignments')
+        .values({ user_id: userId, app, assigned_at: now })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+    },
+    async listApps(userId: string): Promise<App[]> {
+      const rows = await db.selectFrom('app_assignments').select('app').where('user_id', '=', userId).execute();
+      return rows.map((r) => r.app as App).sort();
+    },
+  };
+}
+export type UserRepository = ReturnType<typeof createUserRepository>;

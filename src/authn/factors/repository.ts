@@ -1,0 +1,56 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { Database, FactorsTable } from '../../db/schema.ts';
+
+export type FactorRow = Selectable<FactorsTable>;
+
+/** Enrolled authentication factors (all types share one table). */
+export function createFactorRepository(db: Kysely<Database>) {
+  return {
+    async createFactor(factor: FactorRow): Promise<void> {
+      await db.insertInto('factors').values(factor).execute();
+    },
+    async findFactor(userId: string, factorId: string): Promise<FactorRow | undefined> {
+      return db
+        .selectFrom('factors')
+        .selectAll()
+        .where('id', '=', factorId)
+        .where('user_id', '=', userId)
+        .executeTakeFirst();
+    },
+    async listFactors(userId: string): Promise<FactorRow[]> {
+      return db.selectFrom('factors').selectAll().where('user_id', '=', userId).orderBy('created_at').execute();
+    },
+    /** PENDING_ACTIVATION → ACTIVE, recording the step of the code that proved possession. */
+    async activateFactor(factorId: string, step: number, now: number): Promise<boolean> {
+      const r = await db
+        .updateTable('factors')
+        .set({ status: 'ACTIVE', activated_at: now, last_used_at: now, last_used_step: step })
+        .where('id', '=', factorId)
+        .where('status', '=', 'PENDING_ACTIVATION')
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    },
+    /**
+     * Records that a TOTP code of `step` was accepted. Atomic compare-and-set: false when this or a
+     * later step was already used, so a code is never accepted twice (RFC 6238 §5.2).
+     */
+    async markTotpStepUsed(factorId: string, step: number, now: number): Promise<boolean> {
+      const r = await db
+        .updateTable('factors')
+        .set({ last_used_step: step, last_used_at: now })
+        .where('id', '=', factorId)
+        .where((eb) => eb.or([eb('last_used_step', 'is', null), eb('last_used_step', '<', step)]))
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    },
+    /** Drops enrollments that were started but never confirmed. */
+    async deletePendingFactors(userId: string): Promise<void> {
+      await db
+        .deleteFrom('factors')
+        .where('user_id', '=', userId)
+        .where('status', '=', 'PENDING_ACTIVATION')
+        .execute();
+    },
+  };
+}
+export type FactorRepository = ReturnType<typeof createFactorRepository>;

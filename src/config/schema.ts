@@ -1,0 +1,94 @@
+import { z } from 'zod';
+
+/** One HTTP service of a stack (portal, idp or download). */
+const serviceSchema = z
+  .object({
+    port: z.number().int().min(0).max(65535),
+    /** The URL users and other services reach this service at; no trailing slash. */
+    publicUrl: z
+      .string()
+      .url()
+      .transform((u) => u.replace(/\/+$/, '')),
+  })
+  .strict();
+
+const environmentSchema = z
+  .object({
+    id: z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'lowercase letters, digits and dashes'),
+    label: z.string().min(1).max(60),
+    kind: z.enum(['test', 'production']),
+    idp: serviceSchema,
+    portal: serviceSchema,
+    download: serviceSchema,
+    /** `postgres://…` selects PostgreSQL; otherwise the SQLite file under `dataDir`. */
+    databaseUrl: z.string().min(1).optional(),
+    /** 32-byte key-encryption key (base64) for secrets at rest such as TOTP seeds. */
+    kek: z.string().optional(),
+  })
+  .strict();
+
+const contactsSchema = z
+  .object({
+    operationsName: z.string().default('Market Operations'),
+    operationsPhone: z.string().default('1-866-776-0800 option 2'),
+    operationsEmail: z.string().default('operations@traqs.example'),
+    techSupportName: z.string().default('Technical Support'),
+    techSupportPhone: z.string().default('212-231-5180 option 4'),
+    apiQuestionsEmail: z.string().default('api-support@traqs.example'),
+  })
+  .strict();
+
+const policySchema = z
+  .object({
+    /** NIST 800-63B §3.1.1.2: at least 8, we default to 12; at least 64 must be allowed. */
+    passwordMinLength: z.number().int().min(8).default(12),
+    passwordMaxLength: z.number().int().min(64).max(1024).default(256),
+    activationTtlDays: z.number().positive().default(30),
+    sessionIdleMinutes: z.number().positive().default(60),
+    sessionAbsoluteHours: z.number().positive().default(12),
+    /** Lifetime of an Authentication API transaction (stateToken). */
+    transactionMinutes: z.number().positive().default(5),
+    totpStepSeconds: z.number().int().positive().default(30),
+    /** RFC 6238 §5.2: steps of clock drift accepted on each side. */
+    totpDriftSteps: z.number().int().min(0).max(2).default(1),
+    maxFailedAttempts: z.number().int().min(1).default(5),
+  })
+  .strict();
+
+const argon2Schema = z
+  .object({
+    // OWASP Password Storage Cheat Sheet: Argon2id m=19 MiB, t=2, p=1.
+    memoryKiB: z.number().int().min(8192).default(19456),
+    timeCost: z.number().int().min(1).default(2),
+    parallelism: z.number().int().min(1).default(1),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    /** `development` allows generated secrets and plain HTTP; `production` refuses them. */
+    deployment: z.enum(['development', 'production']).default('development'),
+    dataDir: z.string().min(1).default('./data'),
+    /** Address the listeners bind to. */
+    host: z.string().min(1).default('127.0.0.1'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    trustProxy: z.boolean().default(false),
+    environments: z.array(environmentSchema).min(1),
+    smtp: z
+      .object({
+        url: z.string().url().optional(),
+        from: z.string().min(3).default('TRAQS MFA <no-reply@traqs.example>'),
+      })
+      .strict()
+      .default({ from: 'TRAQS MFA <no-reply@traqs.example>' }),
+    contacts: contactsSchema.default(contactsSchema.parse({})),
+    policy: policySchema.default(policySchema.parse({})),
+    argon2: argon2Schema.default(argon2Schema.parse({})),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type EnvironmentConfig = Config['environments'][number];
+export type ServiceName = 'idp' | 'portal' | 'download';
+export type PolicyConfig = Config['policy'];
+export type ContactsConfig = Config['contacts'];

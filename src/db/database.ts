@@ -1,0 +1,67 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import * as m0001 from './migrations/0001-initial.ts';
+import type { Database } from './schema.ts';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Db {
+  kysely: Kysely<Database>;
+  dialect: Dialect;
+  /** Where the data lives, for messages (never includes a password). */
+  location: string;
+  destroy(): Promise<void>;
+}
+
+/** `postgres://` / `postgresql://` URLs select PostgreSQL; anything else is a SQLite file path. */
+export function openDatabase(urlOrPath: string): Db {
+  if (/^postgres(ql)?:\/\//.test(urlOrPath)) {
+    const pool = new pg.Pool({
+      connectionString: urlOrPath,
+      max: 10,
+      // int8 (epoch milliseconds) and numeric counts as JS numbers: all fit in 2^53.
+      types: {
+        getTypeParser: ((oid: number, format?: string) =>
+          oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+      },
+    });
+    const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const safe = urlOrPath.replace(/\/\/[^@/]*@/, '//***@');
+    return { kysely, dialect: 'postgres', location: safe, destroy: () => kysely.destroy() };
+  }
+  const file = urlOrPath === ':memory:' ? urlOrPath : resolve(urlOrPath);
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const sqlite = new SQLite(file);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return { kysely, dialect: 'sqlite', location: file, destroy: () => kysely.destroy() };
+}
+
+/** The SQLite file of one environment under the data directory. */
+export function sqlitePathFor(dataDir: string, environmentId: string): string {
+  return join(dataDir, `${environmentId}.db`);
+}
+
+const migrations = { '0001-initial': m0001 };
+
+/** Applies every pending migration; throws with the failing migration's name. */
+export async function migrateToLatest(db: Db): Promise<string[]> {
+  const migrator = new Migrator({
+    db: db.kysely,
+    provider: { getMigrations: async () => migrations },
+    migrationTableName: 'traqs_migrations',
+    migrationLockTableName: 'traqs_migrations_lock',
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new Error(`Migration ${failed} failed: ${(error as Error).message}`);
+  }
+  return (results ?? []).map((r) => r.migrationName);
+}

@@ -1,0 +1,156 @@
+import type { Generated } from 'kysely';
+
+/** Timestamps are integer milliseconds since the epoch in both dialects; flags are 0/1 integers. */
+export interface FirmsTable {
+  id: string;
+  name: string;
+  created_at: number;
+}
+
+export interface UsersTable {
+  id: string;
+  firm_id: string;
+  /** The username: an email address, stored lower-cased. */
+  login: string;
+  email: string;
+  first_name: string;
+  last_name: string;
+  mobile_phone: string | null;
+  status: string;
+  auth_mode: string;
+  password_hash: string | null;
+  password_changed_at: number | null;
+  recovery_question: string | null;
+  recovery_answer_hash: string | null;
+  failed_attempts: number;
+  lockout_count: number;
+  locked_at: number | null;
+  last_login_at: number | null;
+  /** Factor type last verified with, offered first at the next sign-in. */
+  last_factor_type: string | null;
+  created_at: number;
+  activated_at: number | null;
+  status_changed_at: number;
+}
+
+export interface UserRolesTable {
+  user_id: string;
+  role: string;
+}
+
+export interface AppAssignmentsTable {
+  user_id: string;
+  app: string;
+  assigned_at: number;
+}
+
+export interface FactorsTable {
+  id: string;
+  user_id: string;
+  factor_type: string;
+  provider: string;
+  status: string;
+  name: string;
+  /** AES-256-GCM ciphertext of the TOTP seed (or other factor secret). */
+  secret_enc: string | null;
+  /** RFC 6238 time step of the last accepted code; codes at or before it are refused. */
+  last_used_step: number | null;
+  created_at: number;
+  activated_at: number | null;
+  last_used_at: number | null;
+}
+
+export interface EmailTokensTable {
+  token_hash: string;
+  user_id: string;
+  purpose: string;
+  created_at: number;
+  expires_at: number;
+  consumed_at: number | null;
+}
+
+export interface SessionsTable {
+  id_hash: string;
+  user_id: string;
+  created_at: number;
+  last_seen_at: number;
+  idle_expires_at: number;
+  absolute_expires_at: number;
+  ip: string | null;
+  user_agent: string | null;
+  amr: string;
+  revoked_at: number | null;
+}
+
+export interface AuthnTransactionsTable {
+  token_hash: string;
+  user_id: string;
+  /** Okta transaction status: PASSWORD_RESET, MFA_ENROLL, MFA_ENROLL_ACTIVATE, MFA_REQUIRED… */
+  status: string;
+  factor_id: string | null;
+  /** What has been proven so far (`pwd`, `otp`, `email`), JSON array. */
+  amr: string;
+  created_at: number;
+  expires_at: number;
+  ended_at: number | null;
+}
+
+export interface OneTimeTokensTable {
+  token_hash: string;
+  user_id: string;
+  purpose: string;
+  amr: string;
+  created_at: number;
+  expires_at: number;
+  consumed_at: number | null;
+}
+
+export interface OutboxTable {
+  id: Generated<number>;
+  message_id: string;
+  to_address: string;
+  subject: string;
+  text_body: string;
+  html_body: string;
+  template: string;
+  user_id: string | null;
+  status: string;
+  attempts: number;
+  next_attempt_at: number;
+  lease_until: number | null;
+  last_error: string | null;
+  created_at: number;
+  sent_at: number | null;
+}
+
+export interface AuditEventsTable {
+  id: Generated<number>;
+  at: number;
+  actor_id: string | null;
+  action: string;
+  target_id: string | null;
+  outcome: string;
+  ip: string | null;
+  user_agent: string | null;
+  details: string;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
+export interface Database {
+  firms: FirmsTable;
+  users: UsersTable;
+  user_roles: UserRolesTable;
+  app_assignments: AppAssignmentsTable;
+  factors: FactorsTable;
+  email_tokens: EmailTokensTable;
+  sessions: SessionsTable;
+  authn_transactions: AuthnTransactionsTable;
+  one_time_tokens: OneTimeTokensTable;
+  outbox: OutboxTable;
+  audit_events: AuditEventsTable;
+  settings: SettingsTable;
+}
