@@ -31,7 +31,10 @@ export function createUserRepository(db: Kysely<Database>) {
       return q.limit(filter.limit ?? 1000).execute();
     },
     async countUsers(): Promise<number> {
-      const r = await db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      const r = await db
+        .selectFrom('users')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow();
       return Number(r.n);
     },
     /** Moves a user from one of `from` to `to`; false when the user was not in an allowed status. */

@@ -40,7 +40,11 @@ export function createAuditRepository(db: Kysely<Database>) {
         .execute();
     },
     async listEvents(filter: AuditFilter = {}): Promise<AuditRow[]> {
-      let q = db.selectFrom('audit_events').selectAll().orderBy('id', 'desc').limit(filter.limit ?? 100);
+      let q = db
+        .selectFrom('audit_events')
+        .selectAll()
+        .orderBy('id', 'desc')
+        .limit(filter.limit ?? 100);
       if (filter.actorId) q = q.where('actor_id', '=', filter.actorId);
       if (filter.targetId) q = q.where('target_id', '=', filter.targetId);
       if (filter.action) q = q.where('action', '=', filter.action);

@@ -25,7 +25,9 @@ export function openDatabase(urlOrPath: string): Db {
       // int8 (epoch milliseconds) and numeric counts as JS numbers: all fit in 2^53.
       types: {
         getTypeParser: ((oid: number, format?: string) =>
-          oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+          oid === 20
+            ? (v: string) => Number(v)
+            : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
       },
     });
     const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });

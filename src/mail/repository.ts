@@ -2,7 +2,10 @@ import type { Insertable, Kysely, Selectable } from 'kysely';
 import type { Database, OutboxTable } from '../db/schema.ts';
 
 export type OutboxRow = Selectable<OutboxTable>;
-export type NewOutboxMessage = Omit<Insertable<OutboxTable>, 'id' | 'status' | 'attempts' | 'lease_until' | 'last_error' | 'sent_at'>;
+export type NewOutboxMessage = Omit<
+  Insertable<OutboxTable>,
+  'id' | 'status' | 'attempts' | 'lease_until' | 'last_error' | 'sent_at'
+>;
 
 /** The transactional outbox: written with the change that needs the mail, delivered later. */
 export function createOutboxRepository(db: Kysely<Database>, dialect: 'sqlite' | 'postgres') {

@@ -45,11 +45,7 @@ export function createFactorRepository(db: Kysely<Database>) {
     },
     /** Drops enrollments that were started but never confirmed. */
     async deletePendingFactors(userId: string): Promise<void> {
-      await db
-        .deleteFrom('factors')
-        .where('user_id', '=', userId)
-        .where('status', '=', 'PENDING_ACTIVATION')
-        .execute();
+      await db.deleteFrom('factors').where('user_id', '=', userId).where('status', '=', 'PENDING_ACTIVATION').execute();
     },
   };
 }

@@ -3,7 +3,8 @@ import { type ColumnDefinitionBuilder, type Kysely, SqliteAdapter } from 'kysely
 /** An auto-increment integer key: SQLite's AUTOINCREMENT, PostgreSQL's identity column. */
 function autoId(db: Kysely<unknown>) {
   const sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
-  return (c: ColumnDefinitionBuilder) => (sqlite ? c.primaryKey().autoIncrement() : c.primaryKey().generatedAlwaysAsIdentity());
+  return (c: ColumnDefinitionBuilder) =>
+    sqlite ? c.primaryKey().autoIncrement() : c.primaryKey().generatedAlwaysAsIdentity();
 }
 
 /** The first schema. `bigint` holds epoch milliseconds (SQLite stores it as INTEGER). */
