@@ -81,8 +81,10 @@ export function createUserRepository(db: Kysely<Database>) {
       return Number(r.numUpdatedRows) === 1;
     },
     /**
-     * Counts one failed password or factor attempt in a single statement, so parallel requests
-     * each see a distinct count and none can slip past the lockout threshold.
+     * Reserves one password or factor attempt in a single statement, before the credential is
+     * checked: parallel requests each see a distinct count, so none can slip past the lockout
+     * threshold. A wrong credential keeps the reservation (it was a failed attempt); a right one
+     * gives it back with `releaseAttempt`.
      */
     async recordFailedAttempt(id: string): Promise<number> {
       const r = await db
@@ -92,6 +94,41 @@ export function createUserRepository(db: Kysely<Database>) {
         .returning('failed_attempts')
         .executeTakeFirst();
       return r?.failed_attempts ?? 0;
+    },
+    /** Gives back an attempt reserved by `recordFailedAttempt` once the credential proved right. */
+    async releaseAttempt(id: string): Promise<void> {
+      await db
+        .updateTable('users')
+        .set((eb) => ({ failed_attempts: eb('failed_attempts', '-', 1) }))
+        .where('id', '=', id)
+        .where('failed_attempts', '>', 0)
+        .execute();
+    },
+    /** ACTIVE/RECOVERY → LOCKED_OUT; counts consecutive lockouts. False if already locked. */
+    async lockUser(id: string, now: number): Promise<boolean> {
+      const r = await db
+        .updateTable('users')
+        .set((eb) => ({
+          status: 'LOCKED_OUT',
+          locked_at: now,
+          status_changed_at: now,
+          lockout_count: eb('lockout_count', '+', 1),
+        }))
+        .where('id', '=', id)
+        .where('status', 'in', ['ACTIVE', 'RECOVERY', 'PASSWORD_EXPIRED'])
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    },
+    /** LOCKED_OUT → ACTIVE with a fresh attempt counter, if it was locked at or before `lockedBefore`. */
+    async unlockUser(id: string, now: number, lockedBefore: number = now): Promise<boolean> {
+      const r = await db
+        .updateTable('users')
+        .set({ status: 'ACTIVE', locked_at: null, failed_attempts: 0, status_changed_at: now })
+        .where('id', '=', id)
+        .where('status', '=', 'LOCKED_OUT')
+        .where('locked_at', '<=', lockedBefore)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
     },
     async recordSuccessfulSignIn(id: string, factorType: string | null, now: number): Promise<void> {
       await db

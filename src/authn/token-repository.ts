@@ -67,13 +67,14 @@ export function createTokenRepository(db: Kysely<Database>) {
     async advanceTransaction(
       hash: string,
       from: string,
-      to: { status: string; factorId?: string | null; amr?: string[] },
+      to: { status: string; factorId?: string | null; amr?: string[]; expiresAt?: number },
       now: number,
     ): Promise<boolean> {
       const r = await db
         .updateTable('authn_transactions')
         .set({
           status: to.status,
+          ...(to.expiresAt !== undefined ? { expires_at: to.expiresAt } : {}),
           ...(to.factorId !== undefined ? { factor_id: to.factorId } : {}),
           ...(to.amr ? { amr: JSON.stringify(to.amr) } : {}),
         })

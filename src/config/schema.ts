@@ -47,11 +47,14 @@ const policySchema = z
     sessionIdleMinutes: z.number().positive().default(60),
     sessionAbsoluteHours: z.number().positive().default(12),
     /** Lifetime of an Authentication API transaction (stateToken). */
-    transactionMinutes: z.number().positive().default(5),
+    transactionMinutes: z.number().positive().default(10),
     totpStepSeconds: z.number().int().positive().default(30),
     /** RFC 6238 §5.2: steps of clock drift accepted on each side. */
     totpDriftSteps: z.number().int().min(0).max(2).default(1),
+    /** Consecutive failed password or factor attempts that lock the account (DESIGN: 5). */
     maxFailedAttempts: z.number().int().min(1).default(5),
+    /** A locked account unlocks by itself after this long (FAQ: 15 minutes). */
+    lockoutAutoUnlockMinutes: z.number().positive().default(15),
   })
   .strict();
 

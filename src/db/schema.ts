@@ -88,6 +88,8 @@ export interface AuthnTransactionsTable {
   /** Okta transaction status: PASSWORD_RESET, MFA_ENROLL, MFA_ENROLL_ACTIVATE, MFA_REQUIRED… */
   status: string;
   factor_id: string | null;
+  /** The activation or recovery link this transaction came from; consumed when it completes. */
+  email_token_hash: string | null;
   /** What has been proven so far (`pwd`, `otp`, `email`), JSON array. */
   amr: string;
   created_at: number;

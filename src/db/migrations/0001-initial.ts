@@ -105,6 +105,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('user_id', 'varchar(32)', (c) => c.notNull().references('users.id').onDelete('cascade'))
     .addColumn('status', 'varchar(30)', (c) => c.notNull())
     .addColumn('factor_id', 'varchar(32)')
+    .addColumn('email_token_hash', 'varchar(64)')
     .addColumn('amr', 'varchar(200)', (c) => c.notNull())
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('expires_at', 'bigint', (c) => c.notNull())

@@ -1,0 +1,161 @@
+import type { Config, EnvironmentConfig } from '../config/schema.ts';
+import type { Repositories, Store } from '../db/store.ts';
+import type { Firm } from '../firms/repository.ts';
+import type { Clock, RandomBytes } from '../lib/tokens.ts';
+import { createBearerSecret, createId, hashBearerSecret } from '../lib/tokens.ts';
+import type { Notifier } from '../mail/notifications.ts';
+import type { App, Role } from './model.ts';
+import type { UserRow } from './repository.ts';
+
+export interface ProvisionInput {
+  email: string;
+  firstName: string;
+  lastName: string;
+  firmId: string;
+  roles?: Role[];
+  apps?: App[];
+  /** Who did it, for the audit log (null: the system, e.g. the first start). */
+  actorId?: string | null;
+  ip?: string | null;
+  userAgent?: string | null;
+}
+
+export type ProvisionResult =
+  | { ok: true; user: UserRow; activationUrl: string; expiresAt: number }
+  | { ok: false; code: 'USER_EXISTS' | 'FIRM_NOT_FOUND' | 'INVALID_EMAIL' | 'INVALID_NAME'; message: string };
+
+// A practical email check (RFC 5321 lengths, one @, a dot in the domain); delivery proves the rest.
+const EMAIL = /^[^\s@,;:<>()[\]\\"]{1,64}@[^\s@,;:<>()[\]\\"]+\.[^\s@,;:<>()[\]\\"]+$/;
+
+/** Account lifecycle operations that span several repositories and send mail. */
+export function createAccountService(deps: {
+  store: Store;
+  config: Readonly<Config>;
+  environment: Readonly<EnvironmentConfig>;
+  clock: Clock;
+  random: RandomBytes;
+  notifier: Notifier;
+}) {
+  const { store, clock, random } = deps;
+
+  /** Issues a fresh activation link (30 days, single-use, stored hashed) and mails it; old links stop working. */
+  async function issueActivation(repos: Repositories, user: UserRow) {
+    const token = createBearerSecret(random);
+    const now = clock();
+    const expiresAt = now + deps.config.policy.activationTtlDays * 86_400_000;
+    await repos.tokens.revokeEmailTokens(user.id, 'activation', now);
+    await repos.tokens.createEmailToken({
+      token_hash: hashBearerSecret(token),
+      user_id: user.id,
+      purpose: 'activation',
+      created_at: now,
+      expires_at: expiresAt,
+      consumed_at: null,
+    });
+    const activationUrl = `${deps.environment.idp.publicUrl}/activate?token=${encodeURIComponent(token)}`;
+    await deps.notifier.enrollment(repos, user, activationUrl, expiresAt);
+    return { activationUrl, expiresAt };
+  }
+
+  return {
+    async createFirm(name: string): Promise<{ ok: true; firm: Firm } | { ok: false; message: string }> {
+      const trimmed = name.trim();
+      if (trimmed.length < 2 || trimmed.length > 200)
+        return { ok: false, message: 'A firm name has 2 to 200 characters.' };
+      if (await store.repos.firms.findFirmByName(trimmed))
+        return { ok: false, message: `Firm "${trimmed}" already exists.` };
+      const firm: Firm = { id: createId('fir', random), name: trimmed, created_at: clock() };
+      await store.transaction(async (repos) => {
+        await repos.firms.createFirm(firm);
+        await repos.audit.recordEvent({
+          at: firm.created_at,
+          actorId: null,
+          action: 'firm.create',
+          targetId: firm.id,
+          outcome: 'success',
+          ip: null,
+          userAgent: null,
+          details: { name: firm.name },
+        });
+      });
+      return { ok: true, firm };
+    },
+
+    /**
+     * Creates a user in PROVISIONED status with roles and apps and sends the enrollment email,
+     * all in one transaction: no user without their email, no email without the user.
+     */
+    async provisionUser(input: ProvisionInput): Promise<ProvisionResult> {
+      const email = input.email.trim().toLowerCase();
+      if (email.length > 254 || !EMAIL.test(email)) {
+        return { ok: false, code: 'INVALID_EMAIL', message: `"${input.email}" is not a valid email address.` };
+      }
+      const first = input.firstName.trim();
+      const last = input.lastName.trim();
+      if (!first || !last || first.length > 100 || last.length > 100) {
+        return {
+          ok: false,
+          code: 'INVALID_NAME',
+          message: 'First and last names are required (at most 100 characters).',
+        };
+      }
+      if (!(await store.repos.firms.findFirmById(input.firmId))) {
+        return { ok: false, code: 'FIRM_NOT_FOUND', message: 'No such firm.' };
+      }
+      if (await store.repos.users.findUserByLogin(email)) {
+        return { ok: false, code: 'USER_EXISTS', message: `A user with username ${email} already exists.` };
+      }
+      const now = clock();
+      const user: UserRow = {
+        id: createId('00u', random),
+        firm_id: input.firmId,
+        login: email,
+        email,
+        first_name: first,
+        last_name: last,
+        mobile_phone: null,
+        status: 'PROVISIONED',
+        auth_mode: 'local',
+        password_hash: null,
+        password_changed_at: null,
+        recovery_question: null,
+        recovery_answer_hash: null,
+        failed_attempts: 0,
+        lockout_count: 0,
+        locked_at: null,
+        last_login_at: null,
+        last_factor_type: null,
+        created_at: now,
+        activated_at: null,
+        status_changed_at: now,
+      };
+      try {
+        return await store.transaction(async (repos) => {
+          await repos.users.createUser(user);
+          for (const role of new Set<Role>(['user', ...(input.roles ?? [])]))
+            await repos.users.grantRole(user.id, role);
+          for (const app of new Set<App>(input.apps ?? ['portal'])) await repos.users.assignApp(user.id, app, now);
+          const link = await issueActivation(repos, user);
+          await repos.audit.recordEvent({
+            at: now,
+            actorId: input.actorId ?? null,
+            action: 'user.lifecycle.create',
+            targetId: user.id,
+            outcome: 'success',
+            ip: input.ip ?? null,
+            userAgent: input.userAgent ?? null,
+            details: { login: email, firmId: input.firmId, roles: input.roles ?? [], apps: input.apps ?? ['portal'] },
+          });
+          return { ok: true as const, user, ...link };
+        });
+      } catch (err) {
+        // Two creations racing for one username: the unique index decides, the loser gets a clear answer.
+        if (await store.repos.users.findUserByLogin(email)) {
+          return { ok: false, code: 'USER_EXISTS', message: `A user with username ${email} already exists.` };
+        }
+        throw err;
+      }
+    },
+  };
+}
+export type AccountService = ReturnType<typeof createAccountService>;

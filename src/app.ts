@@ -1,0 +1,159 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { createAccountService } from './accounts/service.ts';
+import { registerAuthnApi } from './authn/api-routes.ts';
+import { createPasswordHasher } from './authn/factors/password/hashing.ts';
+import { loadPasswordBlocklist } from './authn/factors/password/policy.ts';
+import { registerSignInPages } from './authn/page-routes.tsx';
+import { createAuthnService } from './authn/service.ts';
+import { createSessionManager } from './authn/sessions.ts';
+import type { Config, EnvironmentConfig } from './config/schema.ts';
+import { loadEnvironmentKeys } from './config/secrets.ts';
+import { migrateToLatest, openDatabase, sqlitePathFor } from './db/database.ts';
+import { createStore, type Store } from './db/store.ts';
+import { createSecretBox } from './lib/secret-box.ts';
+import { type Clock, type RandomBytes, systemClock, systemRandom } from './lib/tokens.ts';
+import { registerDevMailbox } from './mail/dev-mailbox.tsx';
+import { createNotifier } from './mail/notifications.ts';
+import { createConsoleTransport, createSmtpTransport, type MailTransport } from './mail/transport.ts';
+import { createMailWorker, type MailWorker } from './mail/worker.ts';
+import { registerHome } from './profile/home.tsx';
+import type { PageContext } from './web/layout.tsx';
+import { BODY_LIMIT, setupWeb } from './web/setup.ts';
+
+export interface RuntimeDeps {
+  logger: Logger;
+  clock?: Clock;
+  random?: RandomBytes;
+  /** An already-open store (tests); otherwise the environment's database is opened and migrated. */
+  store?: Store;
+  /** Overrides the mail transport (tests); otherwise SMTP when configured, else the console. */
+  transport?: MailTransport;
+}
+
+/** Everything one environment's services share: storage, keys and domain services. */
+export async function openEnvironment(
+  config: Readonly<Config>,
+  environment: Readonly<EnvironmentConfig>,
+  deps: RuntimeDeps,
+) {
+  const clock = deps.clock ?? systemClock;
+  const random = deps.random ?? systemRandom;
+  const logger = deps.logger.child({ environment: environment.id });
+  let store = deps.store;
+  let databaseLocation = 'provided';
+  if (!store) {
+    const db = openDatabase(environment.databaseUrl ?? sqlitePathFor(config.dataDir, environment.id));
+    await migrateToLatest(db);
+    store = createStore(db);
+    databaseLocation = db.location;
+  }
+  const keys = loadEnvironmentKeys(config, environment);
+  if (keys.source === 'generated-file') {
+    logger.warn(
+      `Using a generated key-encryption key in ${config.dataDir}: set TRAQS_${environment.id.toUpperCase()}_KEK before real use`,
+    );
+  }
+  const passwords = createPasswordHasher(config.argon2);
+  const emailContext = { environment, contacts: config.contacts };
+  const notifier = createNotifier(emailContext, clock);
+  const authn = createAuthnService({
+    store,
+    config,
+    environment,
+    clock,
+    random,
+    passwords,
+    secretBox: createSecretBox(keys.secretBoxKey),
+    blocklist: loadPasswordBlocklist(),
+    notifier,
+  });
+  const sessions = createSessionManager(
+    store,
+    { idleMinutes: config.policy.sessionIdleMinutes, absoluteHours: config.policy.sessionAbsoluteHours },
+    clock,
+    random,
+  );
+  const accounts = createAccountService({ store, config, environment, clock, random, notifier });
+
+  let transport = deps.transport;
+  if (!transport && config.smtp.url) transport = createSmtpTransport(config.smtp.url);
+  // Without SMTP a production environment keeps its mail in the outbox until a relay is configured.
+  if (!transport && environment.kind === 'test') transport = createConsoleTransport(logger, environment);
+  const mailWorker: MailWorker | undefined = transport
+    ? createMailWorker({ store, transport, clock, logger, from: config.smtp.from })
+    : undefined;
+  if (!transport) logger.warn('No SMTP relay configured (TRAQS_SMTP_URL): mail stays in the outbox');
+
+  return {
+    config,
+    environment,
+    logger,
+    clock,
+    random,
+    store,
+    databaseLocation,
+    keys,
+    passwords,
+    notifier,
+    authn,
+    sessions,
+    accounts,
+    mailWorker,
+    async close() {
+      await mailWorker?.stop();
+      await transport?.close();
+      await store.close();
+    },
+  };
+}
+export type EnvironmentRuntime = Awaited<ReturnType<typeof openEnvironment>>;
+
+/** Cookie names carry environment and service: browsers share cookies across ports of one host. */
+export function cookiePrefix(environmentId: string, service: string): string {
+  return `traqs_${environmentId.replace(/-/g, '_')}_${service}`;
+}
+
+/** The idp service (sign-in, enrollment, the MFA profile), built without listening. */
+export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance> {
+  const { config, environment } = rt;
+  const app: FastifyInstance = Fastify({
+    loggerInstance: rt.logger.child({ service: 'idp' }) as FastifyBaseLogger,
+    bodyLimit: BODY_LIMIT,
+    trustProxy: config.trustProxy,
+  });
+  const prefix = cookiePrefix(environment.id, 'idp');
+  const secureCookies = environment.idp.publicUrl.startsWith('https://');
+  const page = (): Omit<PageContext, 'csrfToken' | 'signedInAs'> => ({
+    environment,
+    contacts: config.contacts,
+    serviceName: 'TRAQS MFA Profile',
+  });
+  await setupWeb(app, { cookiePrefix: prefix, secureCookies, cookieSecret: rt.keys.cookieSecret, page });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    try {
+      await rt.store.repos.settings.getSetting('ready-probe');
+      return { status: 'ready' };
+    } catch {
+      return reply.status(503).send({ status: 'database unavailable' });
+    }
+  });
+
+  registerAuthnApi(app, rt.authn, environment.idp.publicUrl, config.policy.passwordMinLength);
+  registerSignInPages(app, {
+    authn: rt.authn,
+    sessions: rt.sessions,
+    cookiePrefix: prefix,
+    secureCookies,
+    transactionMinutes: config.policy.transactionMinutes,
+    sessionAbsoluteHours: config.policy.sessionAbsoluteHours,
+    passwordMinLength: config.policy.passwordMinLength,
+    lockoutMinutes: config.policy.lockoutAutoUnlockMinutes,
+    page,
+  });
+  registerHome(app, { store: rt.store, sessions: rt.sessions, sidCookie: `${prefix}_sid`, page });
+  if (environment.kind === 'test') registerDevMailbox(app, { store: rt.store, page });
+  return app;
+}

@@ -1,0 +1,249 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import QRCode from 'qrcode';
+import { z } from 'zod';
+import type { UserRow } from '../accounts/repository.ts';
+import { AppError } from '../web/errors.ts';
+import { parseBody, requestContext, requireJson } from '../web/validate.ts';
+import type { FactorRow } from './factors/repository.ts';
+import { type AuthnResult, type AuthnService, ENROLLABLE_FACTORS, type TransactionView } from './service.ts';
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+const stateToken = z.string().min(1).max(200);
+const passCode = z.string().min(1).max(20);
+
+// Okta clients send these alongside credentials; accepted and ignored where they do not apply.
+const oktaExtras = {
+  relayState: z.string().max(2048).optional(),
+  options: z.record(z.string(), z.unknown()).optional(),
+  context: z.record(z.string(), z.unknown()).optional(),
+  audience: z.string().max(2048).optional(),
+};
+
+const authnBody = z
+  .object({
+    username: z.string().min(1).max(254).optional(),
+    password: z.string().min(1).max(1024).optional(),
+    token: z.string().min(1).max(200).optional(),
+    stateToken: stateToken.optional(),
+    ...oktaExtras,
+  })
+  .strict();
+
+/**
+ * The Okta classic Authentication API (`/api/v1/authn…`): same paths, JSON shapes, statuses and
+ * error objects as Okta, so `@okta/okta-auth-js` works unchanged. One state machine
+ * (`AuthnService`) serves this API and the HTML pages.
+ */
+export function registerAuthnApi(
+  app: FastifyInstance,
+  authn: AuthnService,
+  baseUrl: string,
+  passwordMinLength: number,
+): void {
+  const link = (path: string, extra: Record<string, unknown> = {}) => ({
+    href: `${baseUrl}${path}`,
+    hints: { allow: ['POST'] },
+    ...extra,
+  });
+
+  const userJson = (u: UserRow) => ({
+    id: u.id,
+    passwordChanged: iso(u.password_changed_at),
+    profile: {
+      login: u.login,
+      firstName: u.first_name,
+      lastName: u.last_name,
+      locale: 'en',
+      timeZone: 'America/New_York',
+    },
+  });
+
+  const factorJson = (f: FactorRow, u: UserRow) => ({
+    id: f.id,
+    factorType: f.factor_type,
+    provider: f.provider,
+    vendorName: f.provider,
+    profile: { credentialId: u.login },
+    _links: { verify: link(`/api/v1/authn/factors/${f.id}/verify`) },
+  });
+
+  async function transactionJson(t: TransactionView) {
+    const base = {
+      stateToken: t.stateToken,
+      expiresAt: iso(t.expiresAt),
+      status: t.status,
+    };
+    const cancel = link('/api/v1/authn/cancel');
+    switch (t.status) {
+      case 'PASSWORD_RESET':
+        return {
+          ...base,
+          _embedded: { user: userJson(t.user), policy: { complexity: { minLength: passwordMinLength } } },
+          _links: { next: link('/api/v1/authn/credentials/reset_password', { name: 'resetPassword' }), cancel },
+        };
+      case 'MFA_ENROLL':
+        return {
+          ...base,
+          _embedded: {
+            user: userJson(t.user),
+            factors: ENROLLABLE_FACTORS.map((f) => ({
+              factorType: f.factorType,
+              provider: f.provider,
+              vendorName: f.provider,
+              enrollment: 'REQUIRED',
+              status: 'NOT_SETUP',
+              _links: { enroll: link('/api/v1/authn/factors') },
+            })),
+          },
+          _links: { cancel },
+        };
+      case 'MFA_ENROLL_ACTIVATE': {
+        const e = t.enrollment;
+        if (!e) throw new AppError('INVALID_TOKEN');
+        return {
+          ...base,
+          factorResult: 'WAITING',
+          _embedded: {
+            user: userJson(t.user),
+            factor: {
+              id: e.factor.id,
+              factorType: e.factor.factor_type,
+              provider: e.factor.provider,
+              vendorName: e.factor.provider,
+              profile: { credentialId: t.user.login },
+              _embedded: {
+                activation: {
+                  timeStep: 30,
+                  sharedSecret: e.sharedSecret,
+                  encoding: 'base32',
+                  keyLength: e.sharedSecret.length,
+                  _links: {
+                    qrcode: {
+                      href: await QRCode.toDataURL(e.otpauthUri, { margin: 1, width: 200 }),
+                      type: 'image/png',
+                    },
+                  },
+                },
+              },
+            },
+          },
+          _links: {
+            next: link(`/api/v1/authn/factors/${e.factor.id}/lifecycle/activate`, { name: 'activate' }),
+            prev: link('/api/v1/authn/previous', { name: 'prev' }),
+            cancel,
+          },
+        };
+      }
+      case 'MFA_REQUIRED':
+        return {
+          ...base,
+          _embedded: { user: userJson(t.user), factors: t.factors.map((f) => factorJson(f, t.user)) },
+          _links: { cancel },
+        };
+    }
+  }
+
+  async function reply(res: FastifyReply, result: AuthnResult) {
+    switch (result.kind) {
+      case 'transaction':
+        return res.send(await transactionJson(result.txn));
+      case 'success':
+        return res.send({
+          expiresAt: iso(result.expiresAt),
+          status: 'SUCCESS',
+          sessionToken: result.sessionToken,
+          _embedded: { user: userJson(result.user) },
+        });
+      case 'locked':
+        // Okta answers a locked account with a LOCKED_OUT transaction, not an error.
+        return res.send({ status: 'LOCKED_OUT', _links: {} });
+      case 'error':
+        throw new AppError(result.error, result.causes ?? [], result.summary);
+    }
+  }
+
+  app.register(async (api) => {
+    api.addHook('preHandler', requireJson);
+
+    api.post('/api/v1/authn', async (req, res) => {
+      const body = parseBody(authnBody, req.body);
+      const ctx = requestContext(req);
+      if (body.stateToken) return reply(res, await authn.getTransaction(body.stateToken));
+      if (body.token) return reply(res, await authn.startActivation(body.token, ctx));
+      if (body.username !== undefined && body.password !== undefined) {
+        return reply(res, await authn.primaryAuth(body.username, body.password, ctx));
+      }
+      throw new AppError('VALIDATION', ['Provide username and password, an activation token, or a stateToken.']);
+    });
+
+    api.post('/api/v1/authn/credentials/reset_password', async (req, res) => {
+      const body = parseBody(
+        z
+          .object({
+            stateToken,
+            newPassword: z.string().min(1).max(1024),
+            recoveryQuestion: z.string().min(1).max(200),
+            recoveryAnswer: z.string().min(1).max(200),
+            ...oktaExtras,
+          })
+          .strict(),
+        req.body,
+      );
+      return reply(res, await authn.resetPassword(body.stateToken, body, requestContext(req)));
+    });
+
+    api.post('/api/v1/authn/factors', async (req, res) => {
+      const body = parseBody(
+        z
+          .object({
+            stateToken,
+            factorType: z.string().min(1).max(60),
+            provider: z.string().min(1).max(40),
+            profile: z.record(z.string(), z.unknown()).optional(),
+          })
+          .strict(),
+        req.body,
+      );
+      return reply(res, await authn.enrollFactor(body.stateToken, body.factorType, body.provider, requestContext(req)));
+    });
+
+    const factorParams = z.object({ factorId: z.string().min(1).max(40) });
+    const passCodeBody = z.object({ stateToken, passCode, ...oktaExtras }).strict();
+
+    api.post('/api/v1/authn/factors/:factorId/lifecycle/activate', async (req, res) => {
+      const { factorId } = parseBody(factorParams, req.params);
+      const body = parseBody(passCodeBody, req.body);
+      return reply(
+        res,
+        await authn.verifyPasscode(body.stateToken, factorId, body.passCode, 'activate', requestContext(req)),
+      );
+    });
+
+    api.post('/api/v1/authn/factors/:factorId/verify', async (req, res) => {
+      const { factorId } = parseBody(factorParams, req.params);
+      const body = parseBody(
+        z
+          .object({ stateToken, passCode: passCode.optional(), answer: z.string().max(200).optional(), ...oktaExtras })
+          .strict(),
+        req.body,
+      );
+      const code = body.passCode ?? body.answer;
+      if (!code) throw new AppError('VALIDATION', ['passCode: Required']);
+      const result = await authn.verifyPasscode(body.stateToken, factorId, code, 'verify', requestContext(req));
+      // Mid-transaction lockout: Okta answers the factor verification itself with E0000069.
+      if (result.kind === 'locked') throw new AppError('USER_LOCKED');
+      return reply(res, result);
+    });
+
+    api.post('/api/v1/authn/previous', async (req, res) => {
+      const body = parseBody(z.object({ stateToken }).strict(), req.body);
+      return reply(res, await authn.previous(body.stateToken));
+    });
+
+    api.post('/api/v1/authn/cancel', async (req, res) => {
+      const body = parseBody(z.object({ stateToken, ...oktaExtras }).strict(), req.body);
+      if (!(await authn.cancel(body.stateToken, requestContext(req)))) throw new AppError('INVALID_TOKEN');
+      return res.send({ status: 'UNAUTHENTICATED' });
+    });
+  });
+}

@@ -1,0 +1,299 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import QRCode from 'qrcode';
+import { z } from 'zod';
+import type { PageContext } from '../web/layout.tsx';
+import { renderHtml } from '../web/render.ts';
+import { requestContext } from '../web/validate.ts';
+import type { AuthnResult, AuthnService } from './service.ts';
+import type { SessionManager } from './sessions.ts';
+import {
+  ActivatePage,
+  EnrollActivatePage,
+  EnrollChoicePage,
+  LinkInvalidPage,
+  LockedPage,
+  PasswordSetupPage,
+  SignInPage,
+  VerifyPage,
+} from './views.tsx';
+
+export interface PageRouteDeps {
+  authn: AuthnService;
+  sessions: SessionManager;
+  cookiePrefix: string;
+  secureCookies: boolean;
+  transactionMinutes: number;
+  sessionAbsoluteHours: number;
+  passwordMinLength: number;
+  lockoutMinutes: number;
+  page: () => Omit<PageContext, 'csrfToken' | 'signedInAs'>;
+}
+
+const formString = (max: number) => z.string().max(max).default('');
+
+/** Reads a form body leniently: a missing field is empty, an overlong or non-string one is refused. */
+function form<T extends z.ZodRawShape>(shape: T, body: unknown) {
+  const parsed = z.object(shape).safeParse(body ?? {});
+  return parsed.success ? parsed.data : undefined;
+}
+
+/**
+ * The HTML sign-in flow: the same state machine as the Authentication API, with the stateToken
+ * kept in an HttpOnly cookie instead of in the page.
+ */
+export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): void {
+  const { authn, sessions } = deps;
+  const txnCookie = `${deps.cookiePrefix}_txn`;
+  const sidCookie = `${deps.cookiePrefix}_sid`;
+  const cookieBase = { path: '/', httpOnly: true, secure: deps.secureCookies } as const;
+
+  const pageCtx = (reply: FastifyReply): PageContext => ({ ...deps.page(), csrfToken: reply.generateCsrf() });
+  const html = (reply: FastifyReply, node: Parameters<typeof renderHtml>[0], status = 200) =>
+    reply.status(status).type('text/html; charset=utf-8').send(renderHtml(node));
+
+  const setTxn = (reply: FastifyReply, token: string) =>
+    reply.setCookie(txnCookie, token, { ...cookieBase, sameSite: 'strict', maxAge: deps.transactionMinutes * 60 });
+  const clearTxn = (reply: FastifyReply) => reply.clearCookie(txnCookie, { path: '/' });
+
+  /** Turns a state-machine result into the next page: a redirect, a session, or an error page. */
+  async function proceed(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    result: AuthnResult,
+    onError: (msg: string) => unknown,
+  ) {
+    switch (result.kind) {
+      case 'transaction':
+        setTxn(reply, result.txn.stateToken);
+        return reply.redirect('/signin/next', 303);
+      case 'success': {
+        const redeemed = await authn.redeemSessionToken(result.sessionToken);
+        if (!redeemed) return onError('Your sign-in expired. Please sign in again.');
+        // A fresh session id at every sign-in (OWASP ASVS 3.2.1): the old one, if any, ends.
+        await sessions.end(req.cookies[sidCookie]);
+        const { id } = await sessions.create(redeemed.userId, redeemed.amr, requestContext(req));
+        clearTxn(reply);
+        reply.setCookie(sidCookie, id, {
+          ...cookieBase,
+          sameSite: 'lax',
+          maxAge: deps.sessionAbsoluteHours * 3600,
+        });
+        return reply.redirect('/', 303);
+      }
+      case 'locked':
+        clearTxn(reply);
+        return html(reply, <LockedPage ctx={pageCtx(reply)} minutes={deps.lockoutMinutes} />, 403);
+      case 'error':
+        if (result.error === 'INVALID_TOKEN') {
+          clearTxn(reply);
+          return html(
+            reply,
+            <SignInPage ctx={pageCtx(reply)} error="Your sign-in expired or was cancelled. Please sign in again." />,
+            401,
+          );
+        }
+        return onError(result.causes?.join(' ') || result.summary || 'That did not work. Please try again.');
+    }
+  }
+
+  /** Renders the page for the transaction in the cookie. */
+  async function renderTransaction(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    errors: { text?: string; chosen?: string } = {},
+    status = 200,
+  ) {
+    const token = req.cookies[txnCookie];
+    const result = token ? await authn.getTransaction(token) : undefined;
+    if (result?.kind !== 'transaction') {
+      clearTxn(reply);
+      return reply.redirect('/signin', 303);
+    }
+    const t = result.txn;
+    const ctx = pageCtx(reply);
+    switch (t.status) {
+      case 'PASSWORD_RESET':
+        return html(reply, <PasswordSetupPage ctx={ctx} user={t.user} minLength={deps.passwordMinLength} />, status);
+      case 'MFA_ENROLL':
+        return html(reply, <EnrollChoicePage ctx={ctx} user={t.user} error={errors.text} />, status);
+      case 'MFA_ENROLL_ACTIVATE': {
+        const e = t.enrollment;
+        if (!e) return reply.redirect('/signin', 303);
+        const qr = await QRCode.toDataURL(e.otpauthUri, { margin: 1, width: 200 });
+        return html(
+          reply,
+          <EnrollActivatePage
+            ctx={ctx}
+            factorId={e.factor.id}
+            label={e.factor.name}
+            sharedSecret={e.sharedSecret}
+            qrDataUrl={qr}
+            error={errors.text}
+          />,
+          status,
+        );
+      }
+      case 'MFA_REQUIRED': {
+        const wanted =
+          errors.chosen ??
+          (typeof (req.query as Record<string, unknown>)?.factor === 'string'
+            ? String((req.query as Record<string, string>).factor)
+            : undefined);
+        const chosen = t.factors.find((f) => f.id === wanted) ?? t.factors[0];
+        if (!chosen) return reply.redirect('/signin', 303);
+        return html(
+          reply,
+          <VerifyPage ctx={ctx} user={t.user} factors={t.factors} chosen={chosen} error={errors.text} />,
+          status,
+        );
+      }
+    }
+  }
+
+  app.get('/signin', async (_req, reply) => html(reply, <SignInPage ctx={pageCtx(reply)} />));
+
+  app.post('/signin', { preHandler: app.csrfProtection }, async (req, reply) => {
+    const body = form({ username: formString(254), password: formString(1024) }, req.body);
+    const username = body?.username.trim() ?? '';
+    if (!body || !username || !body.password) {
+      return html(
+        reply,
+        <SignInPage ctx={pageCtx(reply)} username={username} error="Enter your username and password." />,
+        400,
+      );
+    }
+    const result = await authn.primaryAuth(username, body.password, requestContext(req));
+    return proceed(req, reply, result, () =>
+      // One message for unknown user and wrong password (no user enumeration).
+      html(
+        reply,
+        <SignInPage
+          ctx={pageCtx(reply)}
+          username={username}
+          error="Sign-in failed. Check your username and password."
+        />,
+        401,
+      ),
+    );
+  });
+
+  app.get('/signin/next', async (req, reply) => renderTransaction(req, reply));
+
+  app.post('/signin/password', { preHandler: app.csrfProtection }, async (req, reply) => {
+    const body = form(
+      { newPassword: formString(1024), recoveryQuestion: formString(200), recoveryAnswer: formString(200) },
+      req.body,
+    );
+    const token = req.cookies[txnCookie] ?? '';
+    if (!body) return renderTransaction(req, reply, {}, 400);
+    const result = await authn.resetPassword(
+      token,
+      { newPassword: body.newPassword, recoveryQuestion: body.recoveryQuestion, recoveryAnswer: body.recoveryAnswer },
+      requestContext(req),
+    );
+    if (result.kind === 'error' && (result.error === 'PASSWORD_POLICY' || result.error === 'VALIDATION')) {
+      const txn = await authn.getTransaction(token);
+      if (txn.kind !== 'transaction') return reply.redirect('/signin', 303);
+      const causes = result.causes ?? [];
+      const errors =
+        result.error === 'PASSWORD_POLICY'
+          ? { password: causes.join(' ') }
+          : {
+              question: causes.filter((c) => /question/i.test(c)).join(' ') || undefined,
+              answer: causes.filter((c) => !/question/i.test(c)).join(' ') || undefined,
+            };
+      return html(
+        reply,
+        <PasswordSetupPage
+          ctx={pageCtx(reply)}
+          user={txn.txn.user}
+          minLength={deps.passwordMinLength}
+          errors={errors}
+          question={body.recoveryQuestion}
+        />,
+        400,
+      );
+    }
+    return proceed(req, reply, result, (msg) => renderTransaction(req, reply, { text: msg }, 400));
+  });
+
+  app.post('/signin/enroll', { preHandler: app.csrfProtection }, async (req, reply) => {
+    const body = form({ factorType: formString(60), provider: formString(40) }, req.body);
+    const result = await authn.enrollFactor(
+      req.cookies[txnCookie] ?? '',
+      body?.factorType ?? '',
+      body?.provider ?? '',
+      requestContext(req),
+    );
+    return proceed(req, reply, result, (msg) => renderTransaction(req, reply, { text: msg }, 400));
+  });
+
+  app.post('/signin/enroll/back', { preHandler: app.csrfProtection }, async (req, reply) => {
+    const result = await authn.previous(req.cookies[txnCookie] ?? '');
+    return proceed(req, reply, result, (msg) => renderTransaction(req, reply, { text: msg }, 400));
+  });
+
+  const passCodeForm = (req: FastifyRequest) => form({ factorId: formString(40), passCode: formString(20) }, req.body);
+
+  app.post('/signin/enroll/activate', { preHandler: app.csrfProtection }, async (req, reply) => {
+    const body = passCodeForm(req);
+    const result = await authn.verifyPasscode(
+      req.cookies[txnCookie] ?? '',
+      body?.factorId ?? '',
+      body?.passCode ?? '',
+      'activate',
+      requestContext(req),
+    );
+    return proceed(req, reply, result, (msg) => renderTransaction(req, reply, { text: msg }, 403));
+  });
+
+  app.post('/signin/verify', { preHandler: app.csrfProtection }, async (req, reply) => {
+    const body = passCodeForm(req);
+    const result = await authn.verifyPasscode(
+      req.cookies[txnCookie] ?? '',
+      body?.factorId ?? '',
+      body?.passCode ?? '',
+      'verify',
+      requestContext(req),
+    );
+    return proceed(req, reply, result, (msg) =>
+      renderTransaction(req, reply, { text: msg, ...(body?.factorId ? { chosen: body.factorId } : {}) }, 403),
+    );
+  });
+
+  app.post('/signin/cancel', { preHandler: app.csrfProtection }, async (req, reply) => {
+    const token = req.cookies[txnCookie];
+    if (token) await authn.cancel(token, requestContext(req));
+    clearTxn(reply);
+    return reply.redirect('/signin', 303);
+  });
+
+  // Opening the emailed link only shows a page (mail scanners follow links); the POST uses it.
+  app.get('/activate', async (req, reply) => {
+    const token = (req.query as Record<string, unknown>)?.token;
+    if (typeof token !== 'string' || token.length > 200 || !token) {
+      return html(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason="unknown" />, 404);
+    }
+    const state = await authn.inspectActivationToken(token);
+    if (state !== 'valid') return html(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason={state} />, 410);
+    return html(reply, <ActivatePage ctx={pageCtx(reply)} token={token} />);
+  });
+
+  app.post('/activate', { preHandler: app.csrfProtection }, async (req, reply) => {
+    const body = form({ token: formString(200) }, req.body);
+    const token = body?.token ?? '';
+    const state = token ? await authn.inspectActivationToken(token) : 'unknown';
+    if (state !== 'valid') return html(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason={state} />, 410);
+    const result = await authn.startActivation(token, requestContext(req));
+    return proceed(req, reply, result, () =>
+      html(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason="unknown" />, 410),
+    );
+  });
+
+  app.post('/signout', { preHandler: app.csrfProtection }, async (req, reply) => {
+    await sessions.end(req.cookies[sidCookie]);
+    reply.clearCookie(sidCookie, { path: '/' });
+    clearTxn(reply);
+    return html(reply, <SignInPage ctx={pageCtx(reply)} notice="You have signed out." />);
+  });
+}

@@ -1,0 +1,568 @@
+import { SIGN_IN_STATUSES } from '../accounts/model.ts';
+import type { UserRow } from '../accounts/repository.ts';
+import type { Config, EnvironmentConfig } from '../config/schema.ts';
+import type { Repositories, Store } from '../db/store.ts';
+import type { SecretBox } from '../lib/secret-box.ts';
+import type { Clock, RandomBytes } from '../lib/tokens.ts';
+import { createBearerSecret, createId, hashBearerSecret } from '../lib/tokens.ts';
+import type { OktaErrorName } from '../web/errors.ts';
+import type { PasswordHasher } from './factors/password/hashing.ts';
+import { checkNewPassword, checkRecoveryAnswer, normalizeRecoveryAnswer } from './factors/password/policy.ts';
+import type { FactorRow } from './factors/repository.ts';
+import { base32Encode, buildOtpauthUri, createTotpSecret, verifyTotp } from './factors/totp/totp.ts';
+import type { TransactionRow } from './token-repository.ts';
+
+/** Okta Authentication API transaction states that this system uses. */
+export type TransactionStatus = 'PASSWORD_RESET' | 'MFA_ENROLL' | 'MFA_ENROLL_ACTIVATE' | 'MFA_REQUIRED';
+
+/** Factor types a user may enroll now; SMS and voice are retired (DESIGN, "retired factors"). */
+export const ENROLLABLE_FACTORS = [
+  { factorType: 'token:software:totp', provider: 'GOOGLE', label: 'Google Authenticator' },
+  { factorType: 'token:software:totp', provider: 'OKTA', label: 'Okta Verify (code)' },
+] as const;
+
+/** Who is asking: recorded in the audit log and in notification emails. */
+export interface RequestContext {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+/** Account-activity mail the state machine triggers; written to the outbox inside its transaction. */
+export interface AuthnNotifier {
+  factorEnrolled(repos: Repositories, user: UserRow, factor: FactorRow, ctx: RequestContext): Promise<void>;
+}
+
+export interface AuthnDeps {
+  store: Store;
+  config: Readonly<Config>;
+  environment: Readonly<EnvironmentConfig>;
+  clock: Clock;
+  random: RandomBytes;
+  passwords: PasswordHasher;
+  secretBox: SecretBox;
+  blocklist: ReadonlySet<string>;
+  notifier: AuthnNotifier;
+}
+
+export interface Enrollment {
+  factor: FactorRow;
+  /** Base32 shared secret, for manual entry. */
+  sharedSecret: string;
+  otpauthUri: string;
+}
+
+export interface TransactionView {
+  stateToken: string;
+  expiresAt: number;
+  status: TransactionStatus;
+  user: UserRow;
+  /** MFA_REQUIRED: the active factors, the one verified last first. */
+  factors: FactorRow[];
+  /** MFA_ENROLL_ACTIVATE: the factor being enrolled and its secret. */
+  enrollment?: Enrollment;
+}
+
+export type AuthnResult =
+  | { kind: 'transaction'; txn: TransactionView }
+  | {
+      kind: 'success';
+      user: UserRow;
+      amr: string[];
+      factorType: string | null;
+      /** Okta's one-time session token: exchanged for a browser session or at /v1/authorize. */
+      sessionToken: string;
+      expiresAt: number;
+    }
+  | { kind: 'locked'; user: UserRow | null }
+  | { kind: 'error'; error: OktaErrorName; causes?: string[]; summary?: string };
+
+const SESSION_TOKEN_TTL_MS = 5 * 60_000;
+
+function fail(error: OktaErrorName, causes?: string[], summary?: string): AuthnResult {
+  return { kind: 'error', error, ...(causes ? { causes } : {}), ...(summary ? { summary } : {}) };
+}
+
+/** Orders factors so the type the user verified with last comes first (DESIGN, "remembered choice"). */
+export function orderFactors(factors: FactorRow[], lastType: string | null): FactorRow[] {
+  const key = (f: FactorRow) => `${f.factor_type}:${f.provider}`;
+  return [...factors].sort((a, b) => {
+    const am = lastType === key(a) ? 0 : 1;
+    const bm = lastType === key(b) ? 0 : 1;
+    return am - bm || a.created_at - b.created_at;
+  });
+}
+
+/**
+ * The sign-in state machine behind both the Okta Authentication API and our HTML pages. It never
+ * mints OAuth tokens; a successful sign-in ends in `{ user, amr }` and a one-time session token.
+ */
+export function createAuthnService(deps: AuthnDeps) {
+  const { store, config, clock, random, passwords, secretBox } = deps;
+  const policy = config.policy;
+  const ttl = policy.transactionMinutes * 60_000;
+
+  const sealAad = (factorId: string) => `factor:${factorId}`;
+
+  async function audit(
+    repos: Repositories,
+    ctx: RequestContext,
+    action: string,
+    outcome: 'success' | 'failure' | 'denied',
+    userId: string | null,
+    details: Record<string, unknown> = {},
+  ) {
+    await repos.audit.recordEvent({
+      at: clock(),
+      actorId: userId,
+      action,
+      targetId: userId,
+      outcome,
+      ip: ctx.ip,
+      userAgent: ctx.userAgent,
+      details,
+    });
+  }
+
+  async function activeFactors(repos: Repositories, userId: string): Promise<FactorRow[]> {
+    return (await repos.factors.listFactors(userId)).filter((f) => f.status === 'ACTIVE');
+  }
+
+  async function view(repos: Repositories, stateToken: string, row: TransactionRow): Promise<AuthnResult> {
+    const user = await repos.users.findUserById(row.user_id);
+    if (!user) return fail('INVALID_TOKEN');
+    const status = row.status as TransactionStatus;
+    const txn: TransactionView = { stateToken, expiresAt: row.expires_at, status, user, factors: [] };
+    if (status === 'MFA_REQUIRED') {
+      txn.factors = orderFactors(await activeFactors(repos, user.id), user.last_factor_type);
+    }
+    if (status === 'MFA_ENROLL_ACTIVATE' && row.factor_id) {
+      const factor = await repos.factors.findFactor(user.id, row.factor_id);
+      if (factor?.secret_enc) {
+        const secret = secretBox.open(factor.secret_enc, sealAad(factor.id));
+        txn.enrollment = {
+          factor,
+          sharedSecret: base32Encode(secret, { padding: false }),
+          otpauthUri: buildOtpauthUri({
+            secret,
+            issuer: `TRAQS ${deps.environment.label}`,
+            accountName: user.login,
+            stepSeconds: policy.totpStepSeconds,
+            digits: 6,
+          }),
+        };
+      }
+    }
+    return { kind: 'transaction', txn };
+  }
+
+  async function startTransaction(
+    repos: Repositories,
+    user: UserRow,
+    status: TransactionStatus,
+    amr: string[],
+    emailTokenHash: string | null = null,
+  ): Promise<AuthnResult> {
+    const stateToken = createBearerSecret(random);
+    const now = clock();
+    const row: TransactionRow = {
+      token_hash: hashBearerSecret(stateToken),
+      user_id: user.id,
+      status,
+      factor_id: null,
+      email_token_hash: emailTokenHash,
+      amr: JSON.stringify(amr),
+      created_at: now,
+      expires_at: now + ttl,
+      ended_at: null,
+    };
+    await repos.tokens.createTransaction(row);
+    return view(repos, stateToken, row);
+  }
+
+  async function loadTransaction(stateToken: unknown): Promise<TransactionRow | undefined> {
+    if (typeof stateToken !== 'string' || stateToken.length < 20 || stateToken.length > 200) return undefined;
+    return store.repos.tokens.findTransaction(hashBearerSecret(stateToken), clock());
+  }
+
+  /** After the password (or activation) step: enroll if nothing usable, else ask for a factor. */
+  async function afterPrimary(repos: Repositories, user: UserRow, amr: string[], emailTokenHash: string | null) {
+    const factors = await activeFactors(repos, user.id);
+    return startTransaction(repos, user, factors.length ? 'MFA_REQUIRED' : 'MFA_ENROLL', amr, emailTokenHash);
+  }
+
+  async function succeed(
+    repos: Repositories,
+    txnHash: string,
+    user: UserRow,
+    amr: string[],
+    factorType: string | null,
+    ctx: RequestContext,
+  ): Promise<AuthnResult> {
+    const now = clock();
+    if (!(await repos.tokens.endTransaction(txnHash, now))) return fail('INVALID_TOKEN');
+    await repos.users.recordSuccessfulSignIn(user.id, factorType, now);
+    const sessionToken = createBearerSecret(random);
+    await repos.tokens.createOneTimeToken({
+      token_hash: hashBearerSecret(sessionToken),
+      user_id: user.id,
+      purpose: 'session',
+      amr: JSON.stringify(amr),
+      created_at: now,
+      expires_at: now + SESSION_TOKEN_TTL_MS,
+      consumed_at: null,
+    });
+    await audit(repos, ctx, 'user.authentication.sso', 'success', user.id, { amr, factorType });
+    const fresh = (await repos.users.findUserById(user.id)) ?? user;
+    return { kind: 'success', user: fresh, amr, factorType, sessionToken, expiresAt: now + SESSION_TOKEN_TTL_MS };
+  }
+
+  /**
+   * Counts a wrong credential against the user's consecutive-failure counter (reserved before the
+   * check; see `reserveAttempt`) and locks the account when it reaches the limit.
+   */
+  async function failedAttempt(
+    userId: string,
+    attempt: number,
+    ctx: RequestContext,
+    action: string,
+    details: Record<string, unknown>,
+  ): Promise<boolean> {
+    return store.transaction(async (repos) => {
+      await audit(repos, ctx, action, 'failure', userId, { ...details, consecutiveFailures: attempt });
+      if (attempt < policy.maxFailedAttempts) return false;
+      const now = clock();
+      if (await repos.users.lockUser(userId, now)) {
+        await repos.tokens.endUserTransactions(userId, now);
+        await audit(repos, ctx, 'user.account.lock', 'success', userId, { reason: 'too many failed attempts' });
+      }
+      return true;
+    });
+  }
+
+  /**
+   * Reserves an attempt before checking a credential, so parallel guesses cannot exceed the limit
+   * (OWASP ASVS 2.2.1). Returns the attempt number, or null when the limit is already used up.
+   */
+  async function reserveAttempt(userId: string): Promise<number | null> {
+    const attempt = await store.repos.users.recordFailedAttempt(userId);
+    if (attempt > policy.maxFailedAttempts) {
+      await store.repos.users.releaseAttempt(userId);
+      return null;
+    }
+    return attempt;
+  }
+
+  /** Automatic unlock after the configured period (DESIGN: 15 minutes). */
+  async function autoUnlockIfDue(user: UserRow): Promise<UserRow> {
+    if (user.status !== 'LOCKED_OUT' || user.locked_at === null) return user;
+    const unlockAfter = policy.lockoutAutoUnlockMinutes * 60_000;
+    const now = clock();
+    if (now - user.locked_at < unlockAfter) return user;
+    if (await store.repos.users.unlockUser(user.id, now, now - unlockAfter)) {
+      return (await store.repos.users.findUserById(user.id)) ?? user;
+    }
+    return user;
+  }
+
+  return {
+    /** `POST /api/v1/authn {username, password}`: the primary (password) step. */
+    async primaryAuth(username: string, password: string, ctx: RequestContext): Promise<AuthnResult> {
+      let user = await store.repos.users.findUserByLogin(username);
+      // No user enumeration: an unknown user costs one Argon2id verification too (OWASP
+      // Authentication Cheat Sheet, "Authentication Responses").
+      if (user?.auth_mode !== 'local' || !user.password_hash) {
+        await passwords.verifyDummy(password);
+        await store.transaction((repos) =>
+          audit(repos, ctx, 'user.session.start', 'failure', user?.id ?? null, {
+            reason: user ? 'no local password' : 'unknown user',
+            username: username.slice(0, 254),
+          }),
+        );
+        return fail('AUTH_FAILED');
+      }
+      user = await autoUnlockIfDue(user);
+      if (user.status === 'LOCKED_OUT') {
+        await passwords.verifyDummy(password);
+        return { kind: 'locked', user };
+      }
+      if (!SIGN_IN_STATUSES.includes(user.status as never)) {
+        await passwords.verifyDummy(password);
+        await store.transaction((repos) =>
+          audit(repos, ctx, 'user.session.start', 'denied', user.id, { reason: `status ${user.status}` }),
+        );
+        return fail('AUTH_FAILED');
+      }
+      const attempt = await reserveAttempt(user.id);
+      if (attempt === null) {
+        await passwords.verifyDummy(password);
+        return { kind: 'locked', user };
+      }
+      const storedHash = user.password_hash ?? '';
+      const result = await passwords.verify(storedHash, password);
+      if (!result.ok) {
+        const locked = await failedAttempt(user.id, attempt, ctx, 'user.session.start', { factor: 'password' });
+        return locked ? { kind: 'locked', user } : fail('AUTH_FAILED');
+      }
+      await store.repos.users.releaseAttempt(user.id);
+      if (result.needsRehash) {
+        // OWASP Password Storage: upgrade the hash on the next successful sign-in.
+        await store.repos.users.rehashPassword(user.id, storedHash, await passwords.hash(password));
+      }
+      const signedIn = user;
+      return store.transaction(async (repos) => {
+        await audit(repos, ctx, 'user.authentication.auth_via_password', 'success', signedIn.id);
+        return afterPrimary(repos, signedIn, ['pwd'], null);
+      });
+    },
+
+    /**
+     * `POST /api/v1/authn {token}` with an activation token: starts PASSWORD_RESET. The link is
+     * consumed only when the password is set, so opening it (or a mail scanner) cannot burn it.
+     */
+    async startActivation(token: string, ctx: RequestContext): Promise<AuthnResult> {
+      const hash = hashBearerSecret(token);
+      const row = await store.repos.tokens.findEmailToken(hash);
+      const now = clock();
+      if (row?.purpose !== 'activation' || row.consumed_at !== null || row.expires_at <= now) {
+        await store.transaction((repos) =>
+          audit(repos, ctx, 'user.lifecycle.activate', 'failure', row?.user_id ?? null, {
+            reason: !row ? 'unknown token' : row.consumed_at ? 'token used' : 'token expired',
+          }),
+        );
+        return fail('INVALID_TOKEN', [], 'The activation token is no longer valid.');
+      }
+      const user = await store.repos.users.findUserById(row.user_id);
+      if (user?.status !== 'PROVISIONED' || user.auth_mode !== 'local') {
+        return fail('INVALID_TOKEN', [], 'The activation token is no longer valid.');
+      }
+      return store.transaction((repos) => startTransaction(repos, user, 'PASSWORD_RESET', [], hash));
+    },
+
+    /** Describes an activation link without consuming it (the GET page). */
+    async inspectActivationToken(token: string): Promise<'valid' | 'expired' | 'used' | 'unknown'> {
+      const row = await store.repos.tokens.findEmailToken(hashBearerSecret(token));
+      if (row?.purpose !== 'activation') return 'unknown';
+      if (row.consumed_at !== null) return 'used';
+      if (row.expires_at <= clock()) return 'expired';
+      return 'valid';
+    },
+
+    /** `POST /api/v1/authn {stateToken}`: the current state of a transaction. */
+    async getTransaction(stateToken: string): Promise<AuthnResult> {
+      const row = await loadTransaction(stateToken);
+      if (!row) return fail('INVALID_TOKEN');
+      return view(store.repos, stateToken, row);
+    },
+
+    /** `POST /api/v1/authn/credentials/reset_password` during activation. */
+    async resetPassword(
+      stateToken: string,
+      input: { newPassword: string; recoveryQuestion: string; recoveryAnswer: string },
+      ctx: RequestContext,
+    ): Promise<AuthnResult> {
+      const row = await loadTransaction(stateToken);
+      if (!row) return fail('INVALID_TOKEN');
+      if (row.status !== 'PASSWORD_RESET') return fail('WRONG_STATE');
+      const user = await store.repos.users.findUserById(row.user_id);
+      if (!user) return fail('INVALID_TOKEN');
+      const problems = checkNewPassword(input.newPassword, {
+        minLength: policy.passwordMinLength,
+        maxLength: policy.passwordMaxLength,
+        username: user.login,
+        blocklist: deps.blocklist,
+      });
+      if (problems.length)
+        return fail(
+          'PASSWORD_POLICY',
+          problems.map((p) => p.message),
+        );
+      const question = input.recoveryQuestion.trim();
+      const causes = checkRecoveryAnswer(input.recoveryAnswer, { password: input.newPassword }).map((p) => p.message);
+      if (question.length < 5) causes.unshift('Write a recovery question of at least 5 characters.');
+      if (causes.length) return fail('VALIDATION', causes);
+      const [passwordHash, answerHash] = await Promise.all([
+        passwords.hash(input.newPassword),
+        passwords.hash(normalizeRecoveryAnswer(input.recoveryAnswer)),
+      ]);
+      const now = clock();
+      return store.transaction(async (repos) => {
+        // The activation link is single-use: consumed here, atomically with the password it sets.
+        if (row.email_token_hash && !(await repos.tokens.consumeEmailToken(row.email_token_hash, 'activation', now))) {
+          return fail('INVALID_TOKEN', [], 'The activation token is no longer valid.');
+        }
+        if (!(await repos.tokens.endTransaction(row.token_hash, now))) return fail('INVALID_TOKEN');
+        await repos.users.setPassword(user.id, passwordHash, now);
+        await repos.users.setRecoveryQuestion(user.id, question, answerHash);
+        await repos.users.activateUser(user.id, now);
+        await audit(repos, ctx, 'user.lifecycle.activate', 'success', user.id);
+        await audit(repos, ctx, 'user.account.update_password', 'success', user.id);
+        const fresh = (await repos.users.findUserById(user.id)) ?? user;
+        return afterPrimary(repos, fresh, ['pwd'], null);
+      });
+    },
+
+    /** `POST /api/v1/authn/factors {stateToken, factorType, provider}`: begin enrolling TOTP. */
+    async enrollFactor(
+      stateToken: string,
+      factorType: string,
+      provider: string,
+      ctx: RequestContext,
+    ): Promise<AuthnResult> {
+      const row = await loadTransaction(stateToken);
+      if (!row) return fail('INVALID_TOKEN');
+      if (row.status !== 'MFA_ENROLL' && row.status !== 'MFA_ENROLL_ACTIVATE') return fail('WRONG_STATE');
+      const choice = ENROLLABLE_FACTORS.find((f) => f.factorType === factorType && f.provider === provider);
+      if (!choice) {
+        const retired = factorType === 'sms' || factorType === 'call';
+        return fail('VALIDATION', [
+          retired
+            ? `${factorType === 'sms' ? 'SMS' : 'Voice call'} authentication was retired and can no longer be enrolled.`
+            : `factorType/provider: ${factorType}/${provider} is not an enrollable factor.`,
+        ]);
+      }
+      const now = clock();
+      return store.transaction(async (repos) => {
+        await repos.factors.deletePendingFactors(row.user_id);
+        const id = createId('uft', random);
+        await repos.factors.createFactor({
+          id,
+          user_id: row.user_id,
+          factor_type: choice.factorType,
+          provider: choice.provider,
+          status: 'PENDING_ACTIVATION',
+          name: choice.label,
+          secret_enc: secretBox.seal(createTotpSecret(random), sealAad(id)),
+          last_used_step: null,
+          created_at: now,
+          activated_at: null,
+          last_used_at: null,
+        });
+        const moved = await repos.tokens.advanceTransaction(
+          row.token_hash,
+          row.status,
+          { status: 'MFA_ENROLL_ACTIVATE', factorId: id, expiresAt: now + ttl },
+          now,
+        );
+        if (!moved) return fail('INVALID_TOKEN');
+        await audit(repos, ctx, 'user.mfa.factor.enroll_started', 'success', row.user_id, { factorId: id, provider });
+        const updated = await repos.tokens.findTransaction(row.token_hash, now);
+        return updated ? view(repos, stateToken, updated) : fail('INVALID_TOKEN');
+      });
+    },
+
+    /** `POST /api/v1/authn/previous`: back from MFA_ENROLL_ACTIVATE to the factor choice. */
+    async previous(stateToken: string): Promise<AuthnResult> {
+      const row = await loadTransaction(stateToken);
+      if (!row) return fail('INVALID_TOKEN');
+      if (row.status !== 'MFA_ENROLL_ACTIVATE') return fail('WRONG_STATE');
+      const now = clock();
+      return store.transaction(async (repos) => {
+        await repos.factors.deletePendingFactors(row.user_id);
+        if (
+          !(await repos.tokens.advanceTransaction(
+            row.token_hash,
+            row.status,
+            { status: 'MFA_ENROLL', factorId: null },
+            now,
+          ))
+        )
+          return fail('INVALID_TOKEN');
+        const updated = await repos.tokens.findTransaction(row.token_hash, now);
+        return updated ? view(repos, stateToken, updated) : fail('INVALID_TOKEN');
+      });
+    },
+
+    /**
+     * Verifies a TOTP code: `…/factors/{id}/lifecycle/activate` in MFA_ENROLL_ACTIVATE (completes
+     * enrollment) or `…/factors/{id}/verify` in MFA_REQUIRED (completes sign-in).
+     */
+    async verifyPasscode(
+      stateToken: string,
+      factorId: string,
+      passCode: string,
+      mode: 'activate' | 'verify',
+      ctx: RequestContext,
+    ): Promise<AuthnResult> {
+      const row = await loadTransaction(stateToken);
+      if (!row) return fail('INVALID_TOKEN');
+      const expected = mode === 'activate' ? 'MFA_ENROLL_ACTIVATE' : 'MFA_REQUIRED';
+      if (row.status !== expected) return fail('WRONG_STATE');
+      if (mode === 'activate' && row.factor_id !== factorId) return fail('NOT_FOUND');
+      const factor = await store.repos.factors.findFactor(row.user_id, factorId);
+      const wantStatus = mode === 'activate' ? 'PENDING_ACTIVATION' : 'ACTIVE';
+      if (
+        !factor ||
+        factor.status !== wantStatus ||
+        !factor.secret_enc ||
+        factor.factor_type !== 'token:software:totp'
+      ) {
+        return fail('NOT_FOUND');
+      }
+      const user = await store.repos.users.findUserById(row.user_id);
+      if (!user) return fail('INVALID_TOKEN');
+      const attempt = await reserveAttempt(user.id);
+      if (attempt === null) {
+        await store.repos.tokens.endTransaction(row.token_hash, clock());
+        return { kind: 'locked', user };
+      }
+      const now = clock();
+      const check = verifyTotp({
+        secret: secretBox.open(factor.secret_enc, sealAad(factor.id)),
+        code: passCode,
+        now,
+        lastUsedStep: factor.last_used_step,
+        stepSeconds: policy.totpStepSeconds,
+        driftSteps: policy.totpDriftSteps,
+      });
+      const action = mode === 'activate' ? 'user.mfa.factor.activate' : 'user.authentication.auth_via_mfa';
+      // RFC 6238 §5.2: a code is accepted once; the compare-and-set makes that hold under races.
+      const accepted =
+        check.ok &&
+        (mode === 'activate'
+          ? await store.repos.factors.activateFactor(factor.id, check.step, now)
+          : await store.repos.factors.markTotpStepUsed(factor.id, check.step, now));
+      if (!accepted) {
+        const reason = check.ok ? 'CODE_REUSED' : check.reason;
+        const locked = await failedAttempt(user.id, attempt, ctx, action, { factor: factor.factor_type, reason });
+        if (locked) return { kind: 'locked', user };
+        return fail('INVALID_PASSCODE', [
+          reason === 'CODE_REUSED'
+            ? 'This code was already used. Wait for the next code and try again.'
+            : "Your passcode doesn't match our records. Please try again.",
+        ]);
+      }
+      await store.repos.users.releaseAttempt(user.id);
+      const amr = [...new Set([...(JSON.parse(row.amr) as string[]), 'otp', 'mfa'])];
+      const factorKey = `${factor.factor_type}:${factor.provider}`;
+      return store.transaction(async (repos) => {
+        if (mode === 'activate') {
+          await audit(repos, ctx, action, 'success', user.id, { factorId: factor.id, provider: factor.provider });
+          await deps.notifier.factorEnrolled(repos, user, factor, ctx);
+        } else {
+          await audit(repos, ctx, action, 'success', user.id, { factorId: factor.id, factor: factorKey });
+        }
+        return succeed(repos, row.token_hash, user, amr, factorKey, ctx);
+      });
+    },
+
+    /** `POST /api/v1/authn/cancel`. */
+    async cancel(stateToken: string, ctx: RequestContext): Promise<boolean> {
+      const row = await loadTransaction(stateToken);
+      if (!row) return false;
+      return store.transaction(async (repos) => {
+        await repos.factors.deletePendingFactors(row.user_id);
+        await audit(repos, ctx, 'user.authentication.cancel', 'success', row.user_id);
+        return repos.tokens.endTransaction(row.token_hash, clock());
+      });
+    },
+
+    /** Exchanges a one-time session token (from SUCCESS) for who signed in and how. */
+    async redeemSessionToken(sessionToken: string): Promise<{ userId: string; amr: string[] } | undefined> {
+      if (sessionToken.length > 200) return undefined;
+      const row = await store.repos.tokens.consumeOneTimeToken(hashBearerSecret(sessionToken), 'session', clock());
+      return row ? { userId: row.user_id, amr: JSON.parse(row.amr) as string[] } : undefined;
+    },
+  };
+}
+
+export type AuthnService = ReturnType<typeof createAuthnService>;

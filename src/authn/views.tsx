@@ -1,0 +1,301 @@
+import type { UserRow } from '../accounts/repository.ts';
+import { Csrf, Field, Layout, type PageContext } from '../web/layout.tsx';
+import type { FactorRow } from './factors/repository.ts';
+import { ENROLLABLE_FACTORS } from './service.ts';
+
+export const factorLabel = (f: Pick<FactorRow, 'factor_type' | 'provider' | 'name'>) => f.name;
+
+export function SignInPage(props: { ctx: PageContext; username?: string; error?: string; notice?: string }) {
+  return (
+    <Layout ctx={props.ctx} title="Sign in">
+      <div class="card">
+        <h1>Sign in</h1>
+        {props.notice ? <p class="notice">{props.notice}</p> : null}
+        {props.error ? (
+          <p class="alert" role="alert" id="signin-error">
+            {props.error}
+          </p>
+        ) : null}
+        <form method="post" action="/signin" novalidate>
+          <Csrf ctx={props.ctx} />
+          <Field
+            name="username"
+            label="Username (your email address)"
+            type="email"
+            autocomplete="username"
+            value={props.username ?? ''}
+            maxLength={254}
+           
+          />
+          <Field name="password" label="Password" type="password" autocomplete="current-password" maxLength={1024} />
+          <button type="submit">Sign in</button>
+        </form>
+      </div>
+    </Layout>
+  );
+}
+
+export function ActivatePage(props: { ctx: PageContext; token: string }) {
+  return (
+    <Layout ctx={props.ctx} title="Activate your account">
+      <div class="card">
+        <h1>Activate your account</h1>
+        <p>
+          Welcome. You will choose a password and a recovery question, then set up a second sign-in factor (an
+          authenticator app on your phone). It takes about five minutes.
+        </p>
+        <form method="post" action="/activate">
+          <Csrf ctx={props.ctx} />
+          <input type="hidden" name="token" value={props.token} />
+          <button type="submit">Start activation</button>
+        </form>
+      </div>
+    </Layout>
+  );
+}
+
+export function LinkInvalidPage(props: { ctx: PageContext; reason: 'expired' | 'used' | 'unknown' }) {
+  const c = props.ctx.contacts;
+  return (
+    <Layout ctx={props.ctx} title="Link no longer valid">
+      <div class="card">
+        <h1>This activation link is no longer valid</h1>
+        <p class="alert" role="alert">
+          {props.reason === 'expired'
+            ? 'Your activation token is no longer valid: enrollment links expire 30 days after the email was sent.'
+            : props.reason === 'used'
+              ? 'Your activation token is no longer valid: this link has already been used.'
+              : 'Your activation token is no longer valid.'}
+        </p>
+        <p>
+          To receive a new enrollment email, contact {c.operationsName} at {c.operationsPhone} or{' '}
+          <a href={`mailto:${c.operationsEmail}`}>{c.operationsEmail}</a>. If you already activated your account,{' '}
+          <a href="/signin">sign in</a>.
+        </p>
+      </div>
+    </Layout>
+  );
+}
+
+export function PasswordSetupPage(props: {
+  ctx: PageContext;
+  user: UserRow;
+  minLength: number;
+  errors?: { password?: string; question?: string; answer?: string; form?: string };
+  question?: string;
+}) {
+  const e = props.errors ?? {};
+  return (
+    <Layout ctx={props.ctx} title="Set your password">
+      <div class="card">
+        <h1>Set your password</h1>
+        <p>
+          Account: <strong>{props.user.login}</strong>
+        </p>
+        {e.form ? (
+          <p class="alert" role="alert">
+            {e.form}
+          </p>
+        ) : null}
+        <form method="post" action="/signin/password" novalidate>
+          <Csrf ctx={props.ctx} />
+          {/* Lets password managers store the new password under the right username. */}
+          <input type="hidden" name="username" autocomplete="username" value={props.user.login} />
+          <Field
+            name="newPassword"
+            label="New password"
+            type="password"
+            autocomplete="new-password"
+            hint={`At least ${props.minLength} characters. A long phrase is easier to remember and harder to guess. Common passwords and your username are refused.`}
+            error={e.password}
+            maxLength={1024}
+          />
+          <h2>Recovery question</h2>
+          <p class="hint">Used to confirm it is you if you forget your password or your account is locked.</p>
+          <Field
+            name="recoveryQuestion"
+            label="Question"
+            autocomplete="off"
+            value={props.question ?? ''}
+            error={e.question}
+            maxLength={200}
+          />
+          <Field
+            name="recoveryAnswer"
+            label="Answer"
+            type="password"
+            autocomplete="off"
+            error={e.answer}
+            maxLength={200}
+          />
+          <button type="submit">Continue</button>
+        </form>
+      </div>
+    </Layout>
+  );
+}
+
+export function EnrollChoicePage(props: { ctx: PageContext; user: UserRow; error?: string }) {
+  return (
+    <Layout ctx={props.ctx} title="Set up multifactor authentication">
+      <div class="card">
+        <h1>Set up multifactor authentication</h1>
+        <p>
+          A second factor is required for every sign-in. Choose an authenticator app; you can add more methods later
+          from your profile. We recommend enrolling more than one so a lost phone does not lock you out.
+        </p>
+        {props.error ? (
+          <p class="alert" role="alert">
+            {props.error}
+          </p>
+        ) : null}
+        <div class="factor-choice">
+          {ENROLLABLE_FACTORS.map((f) => (
+            <form method="post" action="/signin/enroll" key={f.provider}>
+              <Csrf ctx={props.ctx} />
+              <input type="hidden" name="factorType" value={f.factorType} />
+              <input type="hidden" name="provider" value={f.provider} />
+              <strong>{f.label}</strong>
+              <p class="hint">
+                {f.provider === 'GOOGLE'
+                  ? 'Six-digit codes from Google Authenticator or any RFC 6238 authenticator app.'
+                  : 'Six-digit codes from the Okta Verify app.'}
+              </p>
+              <button type="submit">Set up {f.label}</button>
+            </form>
+          ))}
+        </div>
+        <p class="hint">SMS and voice call authentication were retired on 31 December 2025 and cannot be enrolled.</p>
+        <CancelForm ctx={props.ctx} />
+      </div>
+    </Layout>
+  );
+}
+
+export function EnrollActivatePage(props: {
+  ctx: PageContext;
+  factorId: string;
+  label: string;
+  sharedSecret: string;
+  qrDataUrl: string;
+  error?: string;
+}) {
+  const grouped = props.sharedSecret.replace(/(.{4})/g, '$1 ').trim();
+  return (
+    <Layout ctx={props.ctx} title={`Set up ${props.label}`}>
+      <div class="card">
+        <h1>Set up {props.label}</h1>
+        <ol>
+          <li>Open the app on your phone and add an account.</li>
+          <li>Scan this QR code, or choose to enter a setup key and type the key below.</li>
+          <li>Enter the six-digit code the app shows.</li>
+        </ol>
+        <img class="qr" src={props.qrDataUrl} alt="QR code for your authenticator app (the setup key is shown below)" />
+        <p>
+          Setup key (time-based):{' '}
+          <code class="secret" id="shared-secret" data-secret={props.sharedSecret}>
+            {grouped}
+          </code>
+        </p>
+        <form method="post" action="/signin/enroll/activate" novalidate>
+          <Csrf ctx={props.ctx} />
+          <input type="hidden" name="factorId" value={props.factorId} />
+          <Field
+            name="passCode"
+            label="Six-digit code"
+            autocomplete="one-time-code"
+            inputmode="numeric"
+            maxLength={7}
+            error={props.error}
+          />
+          <button type="submit">Verify</button>
+        </form>
+        <form method="post" action="/signin/enroll/back">
+          <Csrf ctx={props.ctx} />
+          <button type="submit" class="secondary">
+            Choose another method
+          </button>
+        </form>
+      </div>
+    </Layout>
+  );
+}
+
+export function VerifyPage(props: {
+  ctx: PageContext;
+  user: UserRow;
+  factors: FactorRow[];
+  chosen: FactorRow;
+  error?: string;
+}) {
+  const others = props.factors.filter((f) => f.id !== props.chosen.id);
+  return (
+    <Layout ctx={props.ctx} title="Verify it's you">
+      <div class="card">
+        <h1>Verify it's you</h1>
+        <p>
+          Signing in as <strong>{props.user.login}</strong>. Enter the code from{' '}
+          <strong>{factorLabel(props.chosen)}</strong>.
+        </p>
+        <form method="post" action="/signin/verify" novalidate>
+          <Csrf ctx={props.ctx} />
+          <input type="hidden" name="factorId" value={props.chosen.id} />
+          <Field
+            name="passCode"
+            label="Six-digit code"
+            autocomplete="one-time-code"
+            inputmode="numeric"
+            maxLength={7}
+            error={props.error}
+          />
+          <button type="submit">Verify</button>
+        </form>
+        {others.length ? (
+          <>
+            <h2>Use another method</h2>
+            <ul>
+              {others.map((f) => (
+                <li key={f.id}>
+                  <a href={`/signin/next?factor=${encodeURIComponent(f.id)}`}>{factorLabel(f)}</a>
+                </li>
+              ))}
+            </ul>
+          </>
+        ) : null}
+        <CancelForm ctx={props.ctx} />
+      </div>
+    </Layout>
+  );
+}
+
+export function LockedPage(props: { ctx: PageContext; minutes: number }) {
+  const c = props.ctx.contacts;
+  return (
+    <Layout ctx={props.ctx} title="Account locked">
+      <div class="card">
+        <h1>Your account is locked</h1>
+        <p class="alert" role="alert">
+          Too many sign-in attempts failed, so the account was locked to protect it.
+        </p>
+        <p>It unlocks by itself {props.minutes} minutes after it was locked. Then sign in again.</p>
+        <p>
+          Need help sooner, or don't remember your password? Call {c.techSupportName} at {c.techSupportPhone}.
+        </p>
+        <p>
+          <a href="/signin">Back to sign in</a>
+        </p>
+      </div>
+    </Layout>
+  );
+}
+
+function CancelForm({ ctx }: { ctx: PageContext }) {
+  return (
+    <form method="post" action="/signin/cancel">
+      <Csrf ctx={ctx} />
+      <button type="submit" class="secondary">
+        Cancel and sign out
+      </button>
+    </form>
+  );
+}

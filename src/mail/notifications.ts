@@ -1,0 +1,46 @@
+import type { UserRow } from '../accounts/repository.ts';
+import type { FactorRow } from '../authn/factors/repository.ts';
+import type { AuthnNotifier, RequestContext } from '../authn/service.ts';
+import type { Repositories } from '../db/store.ts';
+import type { Clock } from '../lib/tokens.ts';
+import { queueEmail } from './outbox.ts';
+import { type EmailContext, renderEmail } from './templates.ts';
+
+/**
+ * The emails that state changes trigger. Each writes to the outbox through the caller's
+ * transaction, so the mail exists exactly when the change committed.
+ */
+export function createNotifier(ctx: EmailContext, clock: Clock) {
+  const activity = (user: UserRow, req: RequestContext) => ({
+    firstName: user.first_name,
+    at: clock(),
+    ip: req.ip ?? 'unknown',
+    browser: req.userAgent ?? 'unknown',
+  });
+  const notifier = {
+    async enrollment(repos: Repositories, user: UserRow, activationUrl: string, expiresAt: number): Promise<void> {
+      await queueEmail(repos, {
+        to: user.email,
+        template: 'enrollment',
+        userId: user.id,
+        rendered: renderEmail(
+          'enrollment',
+          { firstName: user.first_name, username: user.login, activationUrl, expiresAt },
+          ctx,
+        ),
+        now: clock(),
+      });
+    },
+    async factorEnrolled(repos: Repositories, user: UserRow, factor: FactorRow, req: RequestContext): Promise<void> {
+      await queueEmail(repos, {
+        to: user.email,
+        template: 'factorEnrolled',
+        userId: user.id,
+        rendered: renderEmail('factorEnrolled', { ...activity(user, req), method: factor.name }, ctx),
+        now: clock(),
+      });
+    },
+  } satisfies AuthnNotifier & Record<string, unknown>;
+  return notifier;
+}
+export type Notifier = ReturnType<typeof createNotifier>;

@@ -1,0 +1,145 @@
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import fastifyCookie from '@fastify/cookie';
+import fastifyCsrf from '@fastify/csrf-protection';
+import fastifyFormbody from '@fastify/formbody';
+import fastifyHelmet from '@fastify/helmet';
+import fastifyStatic from '@fastify/static';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { h } from 'preact';
+import { ErrorPage } from './error-page.tsx';
+import { AppError, OKTA_ERRORS, type OktaErrorName, oktaErrorBody } from './errors.ts';
+import type { PageContext } from './layout.tsx';
+import { renderHtml } from './render.ts';
+
+/** Request bodies above this are refused with 413 before parsing (issue: "bodies over 64 KiB"). */
+export const BODY_LIMIT = 64 * 1024;
+
+export interface WebSetup {
+  /** `traqs_<environment>_<service>`: browsers keep cookies per host, not per port (DESIGN). */
+  cookiePrefix: string;
+  /** Secure cookies whenever the public URL is https (NIST 800-63B §7.1.1). */
+  secureCookies: boolean;
+  cookieSecret: string;
+  page: () => Omit<PageContext, 'csrfToken' | 'signedInAs'>;
+}
+
+function isApiRequest(req: FastifyRequest): boolean {
+  return req.url.startsWith('/api/') || (req.headers.accept ?? '').startsWith('application/json');
+}
+
+/** Fastify's own errors (parsing, limits, content type) as Okta error names. */
+function classify(err: FastifyError): { name: OktaErrorName; causes: string[] } | undefined {
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { name: 'MALFORMED_BODY', causes: [err.message] };
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { name: 'BODY_TOO_LARGE', causes: [`Request bodies are limited to ${BODY_LIMIT / 1024} KiB.`] };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_TYPE':
+      return { name: 'UNSUPPORTED_MEDIA_TYPE', causes: [err.message] };
+    case 'FST_CSRF_INVALID_TOKEN':
+    case 'FST_CSRF_MISSING_SECRET':
+      return {
+        name: 'FORBIDDEN',
+        causes: ['The form expired or did not come from this site. Reload the page and try again.'],
+      };
+    default:
+      if (err.statusCode === 429) return { name: 'RATE_LIMITED', causes: [] };
+      if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500 && err.validation) {
+        return { name: 'VALIDATION', causes: [err.message] };
+      }
+      return undefined;
+  }
+}
+
+/**
+ * Security and presentation plumbing shared by every service: cookies, form bodies, CSRF tokens,
+ * security headers with a strict CSP, static assets, and one error handler that never leaks a
+ * stack or a 5xx detail (CONVENTIONS 5).
+ */
+export async function setupWeb(app: FastifyInstance, setup: WebSetup): Promise<void> {
+  await app.register(fastifyCookie, { secret: setup.cookieSecret });
+  await app.register(fastifyFormbody, { bodyLimit: BODY_LIMIT });
+  await app.register(fastifyHelmet, {
+    // OWASP ASVS 14.4: a CSP with no inline script or style; pages load only their own assets.
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'none'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+      },
+    },
+    referrerPolicy: { policy: 'no-referrer' },
+    strictTransportSecurity: setup.secureCookies ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+    crossOriginEmbedderPolicy: false,
+  });
+  await app.register(fastifyCsrf, {
+    sessionPlugin: '@fastify/cookie',
+    cookieKey: `${setup.cookiePrefix}_csrf`,
+    cookieOpts: { path: '/', sameSite: 'strict', httpOnly: true, secure: setup.secureCookies, signed: true },
+    getToken: (req) => {
+      const body = req.body as Record<string, unknown> | undefined;
+      return typeof body?._csrf === 'string' ? body._csrf : undefined;
+    },
+  });
+  await app.register(fastifyStatic, {
+    root: fileURLToPath(new URL('./assets/', import.meta.url)),
+    prefix: '/assets/',
+    maxAge: '1h',
+    index: false,
+  });
+
+  app.addHook('onSend', async (_req, reply) => {
+    // Pages and API answers carry user data and one-time secrets: never cache them.
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+  });
+
+  const sendError = (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    name: OktaErrorName,
+    causes: string[],
+    summary?: string,
+  ) => {
+    const e = OKTA_ERRORS[name];
+    const errorId = `oae${randomUUID().replace(/-/g, '').slice(0, 20)}`;
+    if (isApiRequest(req)) {
+      return reply
+        .status(e.status)
+        .type('application/json')
+        .send(oktaErrorBody({ errorCode: e.errorCode, errorSummary: summary ?? e.errorSummary, causes }, errorId));
+    }
+    return reply
+      .status(e.status)
+      .type('text/html; charset=utf-8')
+      .send(
+        renderHtml(
+          h(ErrorPage, { ctx: setup.page(), status: e.status, summary: summary ?? e.errorSummary, causes, errorId }),
+        ),
+      );
+  };
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof AppError) return sendError(req, reply, err.name_, err.causes, err.errorSummary);
+    const known = classify(err);
+    if (known) {
+      req.log.info({ code: err.code }, 'request refused');
+      return sendError(req, reply, known.name, known.causes);
+    }
+    req.log.error({ err }, 'unhandled error');
+    return sendError(req, reply, 'INTERNAL', []);
+  });
+
+  app.setNotFoundHandler((req, reply) =>
+    sendError(req, reply, 'NOT_FOUND', [], `Not found: ${req.method} ${req.url.split('?')[0]?.slice(0, 200)}`),
+  );
+}
