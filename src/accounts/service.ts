@@ -58,6 +58,30 @@ export function createAccountService(deps: {
   }
 
   return {
+    /**
+     * Issues a new enrollment email to a user who has not activated yet; the previous link stops
+     * working at once.
+     */
+    async resendEnrollment(userId: string, actorId: string | null = null) {
+      return store.transaction(async (repos) => {
+        const user = await repos.users.findUserById(userId);
+        if (!user || user.status !== 'PROVISIONED')
+          throw new Error('Only a user who has not activated can be re-sent enrollment');
+        const link = await issueActivation(repos, user);
+        await repos.audit.recordEvent({
+          at: clock(),
+          actorId,
+          action: 'user.lifecycle.reactivate',
+          targetId: user.id,
+          outcome: 'success',
+          ip: null,
+          userAgent: null,
+          details: { resend: true },
+        });
+        return link;
+      });
+    },
+
     async createFirm(name: string): Promise<{ ok: true; firm: Firm } | { ok: false; message: string }> {
       const trimmed = name.trim();
       if (trimmed.length < 2 || trimmed.length > 200)

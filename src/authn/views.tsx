@@ -25,7 +25,6 @@ export function SignInPage(props: { ctx: PageContext; username?: string; error?:
             autocomplete="username"
             value={props.username ?? ''}
             maxLength={254}
-           
           />
           <Field name="password" label="Password" type="password" autocomplete="current-password" maxLength={1024} />
           <button type="submit">Sign in</button>

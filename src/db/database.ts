@@ -13,15 +13,28 @@ export interface Db {
   dialect: Dialect;
   /** Where the data lives, for messages (never includes a password). */
   location: string;
+  /** The PostgreSQL schema every unqualified name resolves to, when not the server's default. */
+  schema?: string;
   destroy(): Promise<void>;
 }
 
+export interface OpenDatabaseOptions {
+  /** PostgreSQL only: the schema to work in (`search_path`), e.g. one isolated schema per test. */
+  schema?: string;
+}
+
 /** `postgres://` / `postgresql://` URLs select PostgreSQL; anything else is a SQLite file path. */
-export function openDatabase(urlOrPath: string): Db {
+export function openDatabase(urlOrPath: string, options: OpenDatabaseOptions = {}): Db {
   if (/^postgres(ql)?:\/\//.test(urlOrPath)) {
+    const { schema } = options;
+    // Passed unquoted in the startup packet's `options`, so only plain identifiers are accepted.
+    if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+      throw new Error(`Invalid PostgreSQL schema name: ${schema}`);
+    }
     const pool = new pg.Pool({
       connectionString: urlOrPath,
       max: 10,
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
       // int8 (epoch milliseconds) and numeric counts as JS numbers: all fit in 2^53.
       types: {
         getTypeParser: ((oid: number, format?: string) =>
@@ -32,7 +45,7 @@ export function openDatabase(urlOrPath: string): Db {
     });
     const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     const safe = urlOrPath.replace(/\/\/[^@/]*@/, '//***@');
-    return { kysely, dialect: 'postgres', location: safe, destroy: () => kysely.destroy() };
+    return { kysely, dialect: 'postgres', location: safe, schema, destroy: () => kysely.destroy() };
   }
   const file = urlOrPath === ':memory:' ? urlOrPath : resolve(urlOrPath);
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -59,6 +72,9 @@ export async function migrateToLatest(db: Db): Promise<string[]> {
     provider: { getMigrations: async () => migrations },
     migrationTableName: 'traqs_migrations',
     migrationLockTableName: 'traqs_migrations_lock',
+    // Kysely looks for its tables in every schema unless told which one: without this, a
+    // `traqs_migrations` in `public` would hide the missing one in `db.schema`.
+    migrationTableSchema: db.schema,
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {

@@ -10,16 +10,23 @@ export type NewOutboxMessage = Omit<
 /** The transactional outbox: written with the change that needs the mail, delivered later. */
 export function createOutboxRepository(db: Kysely<Database>, dialect: 'sqlite' | 'postgres') {
   return {
-    async enqueueMessage(message: NewOutboxMessage): Promise<void> {
-      await db
+    /** Adds a pending message; returns its row id. */
+    async enqueueMessage(message: NewOutboxMessage): Promise<number> {
+      const row = await db
         .insertInto('outbox')
         .values({ ...message, status: 'pending', attempts: 0, lease_until: null, last_error: null, sent_at: null })
-        .execute();
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      return row.id;
     },
     /**
      * Leases up to `limit` due messages to one worker. PostgreSQL skips rows another node holds
      * (`FOR UPDATE SKIP LOCKED`); SQLite has a single writer, so the UPDATE alone is atomic.
      * A lease that expires (worker died mid-send) makes the message due again.
+     *
+     * Each claim counts as an attempt, so a message whose sending keeps killing the worker still
+     * runs out of attempts. The returned `lease_until` is the claim's fencing token: it grows with
+     * every claim of a row, and `markSent`/`markFailed` only apply while it is unchanged.
      */
     async claimDueMessages(now: number, leaseMs: number, limit: number): Promise<OutboxRow[]> {
       const due = db
@@ -35,31 +42,44 @@ export function createOutboxRepository(db: Kysely<Database>, dialect: 'sqlite' |
         .limit(limit);
       return db
         .updateTable('outbox')
-        .set({ status: 'sending', lease_until: now + leaseMs })
+        .set((eb) => ({ status: 'sending', lease_until: now + leaseMs, attempts: eb('attempts', '+', 1) }))
         .where('id', 'in', dialect === 'postgres' ? due.forUpdate().skipLocked() : due)
         .returningAll()
         .execute();
     },
-    async markSent(id: number, now: number): Promise<void> {
-      await db
+    /**
+     * Records delivery. Applies only while the caller's claim (`leaseUntil`) still holds, so a
+     * worker whose lease ran out cannot overwrite what the worker that took over recorded.
+     * Returns false when the claim was lost.
+     */
+    async markSent(id: number, now: number, leaseUntil: number): Promise<boolean> {
+      const r = await db
         .updateTable('outbox')
         .set({ status: 'sent', sent_at: now, lease_until: null, last_error: null })
         .where('id', '=', id)
-        .execute();
+        .where('status', '=', 'sending')
+        .where('lease_until', '=', leaseUntil)
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
     },
-    /** Records a failed attempt; `nextAttemptAt` null gives up for good. */
-    async markFailed(id: number, error: string, nextAttemptAt: number | null): Promise<void> {
-      await db
+    /**
+     * Records a failed attempt (already counted by the claim); `nextAttemptAt` null gives up for
+     * good. Same claim check as `markSent`: a sent message can never go back to pending.
+     */
+    async markFailed(id: number, error: string, nextAttemptAt: number | null, leaseUntil: number): Promise<boolean> {
+      const r = await db
         .updateTable('outbox')
-        .set((eb) => ({
+        .set({
           status: nextAttemptAt === null ? 'failed' : 'pending',
-          attempts: eb('attempts', '+', 1),
           next_attempt_at: nextAttemptAt ?? 0,
           lease_until: null,
           last_error: error.slice(0, 1000),
-        }))
+        })
         .where('id', '=', id)
-        .execute();
+        .where('status', '=', 'sending')
+        .where('lease_until', '=', leaseUntil)
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
     },
     async listRecentMessages(limit: number, toAddress?: string): Promise<OutboxRow[]> {
       let q = db.selectFrom('outbox').selectAll().orderBy('id', 'desc').limit(limit);

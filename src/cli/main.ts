@@ -1,0 +1,273 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import pino from 'pino';
+import { APPS, type App, ROLES, type Role, USER_STATUSES, type UserStatus } from '../accounts/model.ts';
+import { type EnvironmentRuntime, openEnvironment } from '../app.ts';
+import { ConfigError, loadConfig } from '../config/load.ts';
+import { migrateToLatest, openDatabase, sqlitePathFor } from '../db/database.ts';
+import { serve } from '../serve.ts';
+
+/** Thrown for a user mistake: printed without a stack, exit code 2. */
+class UsageError extends Error {}
+
+const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString());
+
+function choice<T extends string>(allowed: readonly T[], what: string) {
+  return (value: string, previous: T[] = []): T[] => {
+    if (!allowed.includes(value as T)) {
+      throw new InvalidArgumentError(`unknown ${what} "${value}" (one of: ${allowed.join(', ')})`);
+    }
+    return [...previous, value as T];
+  };
+}
+
+/** Opens one environment (database migrated) for a command, and always closes it. */
+async function withEnvironment<T>(envId: string, work: (rt: EnvironmentRuntime) => Promise<T>): Promise<T> {
+  const config = loadConfig(process.env);
+  const environment = config.environments.find((e) => e.id === envId);
+  if (!environment) {
+    throw new UsageError(
+      `Unknown environment "${envId}" (configured: ${config.environments.map((e) => e.id).join(', ')})`,
+    );
+  }
+  const rt = await openEnvironment(config, environment, { logger: pino({ level: 'error' }) });
+  try {
+    return await work(rt);
+  } finally {
+    await rt.close();
+  }
+}
+
+function print(json: boolean, value: unknown, text: () => string) {
+  console.log(json ? JSON.stringify(value, null, 2) : text());
+}
+
+const envOption = () => new Option('--env <id>', 'environment: ntf or production').default('ntf');
+
+export function buildCli(): Command {
+  const program = new Command('traqs')
+    .description('traqs-mfa: identity and MFA for the TRAQS portal. Each command acts on one environment (--env).')
+    .showHelpAfterError();
+
+  program
+    .command('serve')
+    .description('Run every configured environment (what `npm start` does)')
+    .action(async () => {
+      const running = await serve();
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+        process.once(signal, () => void running.stop().then(() => process.exit(0)));
+      }
+    });
+
+  program
+    .command('migrate')
+    .description('Apply pending database migrations')
+    .addOption(envOption())
+    .action(async (opts: { env: string }) => {
+      const config = loadConfig(process.env);
+      const environment = config.environments.find((e) => e.id === opts.env);
+      if (!environment) throw new UsageError(`Unknown environment "${opts.env}"`);
+      const db = openDatabase(environment.databaseUrl ?? sqlitePathFor(config.dataDir, environment.id));
+      try {
+        const applied = await migrateToLatest(db);
+        console.log(applied.length ? `Applied: ${applied.join(', ')}` : `${db.location} is up to date.`);
+      } finally {
+        await db.destroy();
+      }
+    });
+
+  const firm = program.command('firm').description('Firms (the organisations users belong to)');
+  firm
+    .command('create')
+    .description('Create a firm')
+    .addOption(envOption())
+    .requiredOption('--name <name>', 'the firm name')
+    .action(async (opts: { env: string; name: string }) => {
+      await withEnvironment(opts.env, async (rt) => {
+        const r = await rt.accounts.createFirm(opts.name);
+        if (!r.ok) throw new UsageError(r.message);
+        console.log(`Created firm "${r.firm.name}" (${r.firm.id}) in ${rt.environment.label}.`);
+      });
+    });
+  firm
+    .command('list')
+    .description('List firms')
+    .addOption(envOption())
+    .option('--json', 'print JSON')
+    .action(async (opts: { env: string; json?: boolean }) => {
+      await withEnvironment(opts.env, async (rt) => {
+        const firms = await rt.store.repos.firms.listFirms();
+        print(!!opts.json, firms, () => firms.map((f) => `${f.id}  ${f.name}`).join('\n') || 'No firms.');
+      });
+    });
+
+  const user = program.command('user').description('User accounts (username = email address)');
+  user
+    .command('create')
+    .description('Provision a user (status PROVISIONED) and send the enrollment email (link valid 30 days)')
+    .addOption(envOption())
+    .requiredOption('--email <email>', 'the username and email address')
+    .requiredOption('--first <name>', 'first name')
+    .requiredOption('--last <name>', 'last name')
+    .requiredOption('--firm <name>', 'firm name (see `traqs firm list`)')
+    .option('--role <role>', `role, repeatable (${ROLES.join(', ')})`, choice(ROLES, 'role'))
+    .option('--app <app>', `app assignment, repeatable (${APPS.join(', ')}; default portal)`, choice(APPS, 'app'))
+    .option('--create-firm', 'create the firm if it does not exist')
+    .option('--json', 'print JSON')
+    .action(
+      async (opts: {
+        env: string;
+        email: string;
+        first: string;
+        last: string;
+        firm: string;
+        role?: Role[];
+        app?: App[];
+        createFirm?: boolean;
+        json?: boolean;
+      }) => {
+        await withEnvironment(opts.env, async (rt) => {
+          let f = await rt.store.repos.firms.findFirmByName(opts.firm);
+          if (!f && opts.createFirm) {
+            const made = await rt.accounts.createFirm(opts.firm);
+            if (!made.ok) throw new UsageError(made.message);
+            f = made.firm;
+          }
+          if (!f)
+            throw new UsageError(
+              `No firm named "${opts.firm}" in ${rt.environment.label} (add --create-firm to create it).`,
+            );
+          const r = await rt.accounts.provisionUser({
+            email: opts.email,
+            firstName: opts.first,
+            lastName: opts.last,
+            firmId: f.id,
+            roles: opts.role ?? [],
+            apps: opts.app ?? ['portal'],
+          });
+          if (!r.ok) throw new UsageError(r.message);
+          // Deliver now rather than wait for a running server's worker; the lease keeps it single.
+          const round = await rt.mailWorker?.runOnce();
+          const mailed = !rt.config.smtp.url
+            ? rt.environment.kind === 'test'
+              ? `kept in the development mailbox (no TRAQS_SMTP_URL): ${rt.environment.idp.publicUrl}/dev/mailbox`
+              : 'queued in the outbox until an SMTP relay is configured (TRAQS_SMTP_URL)'
+            : round && round.sent > 0
+              ? 'sent'
+              : 'queued in the outbox (delivery will be retried)';
+          print(
+            !!opts.json,
+            { id: r.user.id, login: r.user.login, status: r.user.status, firm: f.name, expiresAt: iso(r.expiresAt) },
+            () =>
+              [
+                `Provisioned ${r.user.login} (${r.user.id}) in firm "${f.name}", ${rt.environment.label}.`,
+                `Enrollment email ${mailed}; the link expires ${iso(r.expiresAt)}.`,
+              ].join('\n'),
+          );
+        });
+      },
+    );
+  user
+    .command('list')
+    .description('List users')
+    .addOption(envOption())
+    .option('--firm <name>', 'only this firm')
+    .option('--status <status>', `only this status (${USER_STATUSES.join(', ')})`)
+    .option('--json', 'print JSON')
+    .action(async (opts: { env: string; firm?: string; status?: string; json?: boolean }) => {
+      if (opts.status && !USER_STATUSES.includes(opts.status as UserStatus)) {
+        throw new UsageError(`Unknown status "${opts.status}" (one of: ${USER_STATUSES.join(', ')})`);
+      }
+      await withEnvironment(opts.env, async (rt) => {
+        let firmId: string | undefined;
+        if (opts.firm) {
+          const f = await rt.store.repos.firms.findFirmByName(opts.firm);
+          if (!f) throw new UsageError(`No firm named "${opts.firm}"`);
+          firmId = f.id;
+        }
+        const users = await rt.store.repos.users.listUsers({
+          ...(firmId ? { firmId } : {}),
+          ...(opts.status ? { status: opts.status as UserStatus } : {}),
+        });
+        const rows = users.map((u) => ({
+          id: u.id,
+          login: u.login,
+          name: `${u.first_name} ${u.last_name}`,
+          status: u.status,
+          authMode: u.auth_mode,
+          lastLogin: iso(u.last_login_at),
+        }));
+        print(
+          !!opts.json,
+          rows,
+          () => rows.map((r) => `${r.id}  ${r.status.padEnd(12)} ${r.login}  (${r.name})`).join('\n') || 'No users.',
+        );
+      });
+    });
+  user
+    .command('show')
+    .description('Show one user: status, firm, roles, apps, factors')
+    .addOption(envOption())
+    .argument('<user>', 'username (email) or user id')
+    .option('--json', 'print JSON')
+    .action(async (who: string, opts: { env: string; json?: boolean }) => {
+      await withEnvironment(opts.env, async (rt) => {
+        const repos = rt.store.repos;
+        const u = (await repos.users.findUserById(who)) ?? (await repos.users.findUserByLogin(who));
+        if (!u) throw new UsageError(`No user "${who}" in ${rt.environment.label}`);
+        const [f, roles, apps, factors] = await Promise.all([
+          repos.firms.findFirmById(u.firm_id),
+          repos.users.listRoles(u.id),
+          repos.users.listApps(u.id),
+          repos.factors.listFactors(u.id),
+        ]);
+        const view = {
+          id: u.id,
+          login: u.login,
+          name: `${u.first_name} ${u.last_name}`,
+          firm: f?.name ?? null,
+          status: u.status,
+          authMode: u.auth_mode,
+          roles,
+          apps,
+          created: iso(u.created_at),
+          activated: iso(u.activated_at),
+          lastLogin: iso(u.last_login_at),
+          factors: factors.map((x) => ({
+            id: x.id,
+            type: x.factor_type,
+            provider: x.provider,
+            status: x.status,
+            enrolled: iso(x.activated_at),
+            lastUsed: iso(x.last_used_at),
+          })),
+        };
+        print(!!opts.json, view, () =>
+          [
+            `${view.login}  (${view.id})`,
+            `  Name:      ${view.name}`,
+            `  Firm:      ${view.firm ?? '-'}`,
+            `  Status:    ${view.status}   Authentication: ${view.authMode}`,
+            `  Roles:     ${roles.join(', ')}`,
+            `  Apps:      ${apps.join(', ') || '-'}`,
+            `  Created:   ${view.created}   Activated: ${view.activated}   Last sign-in: ${view.lastLogin}`,
+            `  Factors:   ${view.factors.map((x) => `${x.type}/${x.provider} ${x.status}`).join('; ') || 'none'}`,
+          ].join('\n'),
+        );
+      });
+    });
+  return program;
+}
+
+try {
+  await buildCli().parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof UsageError) {
+    console.error(`traqs: ${err.message}`);
+    process.exit(2);
+  }
+  if (err instanceof ConfigError) {
+    console.error(err.message);
+    process.exit(2);
+  }
+  throw err;
+}

@@ -1,0 +1,295 @@
+import type { ContactsConfig, EnvironmentConfig } from '../config/schema.ts';
+
+/** What one template produces: the three parts of a message, ready for the outbox. */
+export interface RenderedEmail {
+  subject: string;
+  text: string;
+  html: string;
+}
+
+/** What every template needs besides its own data. */
+export interface EmailContext {
+  environment: Pick<EnvironmentConfig, 'label' | 'kind'>;
+  contacts: ContactsConfig;
+  /** IANA time zone dates are written in; UTC when absent, and the zone is always named. */
+  timeZone?: string;
+}
+
+/** An account event the user did not necessarily cause: where and how it happened. */
+export interface AccountActivity {
+  firstName: string;
+  /** When it happened, epoch milliseconds. */
+  at: number;
+  ip: string;
+  /** The browser or client, usually the User-Agent header as received. */
+  browser: string;
+}
+
+/** The data of each template, by name. */
+export interface TemplateData {
+  /** Sent when an account is created: the one-time activation link. */
+  enrollment: {
+    firstName: string;
+    username: string;
+    /** The activation link; must be http(s). It carries a bearer secret. */
+    activationUrl: string;
+    /** When the link stops working, epoch milliseconds. */
+    expiresAt: number;
+  };
+  /** Account-activity notice: a sign-in method was added. */
+  factorEnrolled: AccountActivity & {
+    /** Human-readable, e.g. "Authenticator app (TOTP)". */
+    method: string;
+  };
+  /** Account-activity notice: the password was changed or reset. */
+  passwordChanged: AccountActivity;
+}
+
+export type TemplateName = keyof TemplateData;
+
+/** The template names, e.g. for validating the `template` column of the outbox. */
+export const templateNames: readonly TemplateName[] = ['enrollment', 'factorEnrolled', 'passwordChanged'];
+
+/**
+ * Escapes text for HTML element content and quoted attribute values (OWASP XSS Prevention
+ * Cheat Sheet, rule 1 and 2: `& < > " '`).
+ */
+export function escapeHtml(value: string): string {
+  return value
+    .replaceAll('&', '&amp;')
+    .replaceAll('<', '&lt;')
+    .replaceAll('>', '&gt;')
+    .replaceAll('"', '&quot;')
+    .replaceAll("'", '&#39;');
+}
+
+/**
+ * Renders one template. Every value that comes from data or configuration is escaped in the
+ * HTML part; templates are written as plain text, so nothing in them is trusted markup.
+ */
+export function renderEmail<T extends TemplateName>(
+  template: T,
+  data: TemplateData[T],
+  ctx: EmailContext,
+): RenderedEmail {
+  const content = templates[template](data, ctx);
+  return compose(content, ctx);
+}
+
+/** One paragraph-level piece of a message, rendered to both the text and the HTML part. */
+type Block =
+  | { kind: 'paragraph'; text: string }
+  | { kind: 'action'; label: string; url: string }
+  | { kind: 'facts'; rows: readonly (readonly [string, string])[] };
+
+interface Content {
+  subject: string;
+  heading: string;
+  blocks: Block[];
+}
+
+type Template<K extends TemplateName> = (data: TemplateData[K], ctx: EmailContext) => Content;
+
+const PRODUCT = 'TRAQS';
+
+const templates: { [K in TemplateName]: Template<K> } = {
+  enrollment: (data, ctx) => {
+    const c = ctx.contacts;
+    return {
+      subject: `Activate your ${PRODUCT} account`,
+      heading: `Activate your ${PRODUCT} account`,
+      blocks: [
+        { kind: 'paragraph', text: greeting(data.firstName) },
+        { kind: 'paragraph', text: `An account has been created for you. Your username is ${inline(data.username)}.` },
+        {
+          kind: 'paragraph',
+          text: 'To activate it, open the link below, choose a password and set up a second sign-in method. The link works once.',
+        },
+        { kind: 'action', label: 'Activate your account', url: safeUrl(data.activationUrl) },
+        { kind: 'paragraph', text: `The link expires on ${formatDate(data.expiresAt, ctx)}.` },
+        {
+          kind: 'paragraph',
+          text: `If it has expired, contact ${inline(c.operationsName)} at ${inline(c.operationsPhone)} or ${inline(c.operationsEmail)} to have a new one sent.`,
+        },
+        { kind: 'paragraph', text: 'If you were not expecting this message, you can ignore it.' },
+      ],
+    };
+  },
+  factorEnrolled: (data, ctx) => ({
+    subject: `A sign-in method was added to your ${PRODUCT} account`,
+    heading: 'A sign-in method was added',
+    blocks: [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      { kind: 'paragraph', text: 'A new sign-in method was added to your account.' },
+      { kind: 'facts', rows: [['Method', inline(data.method)], ...activityRows(data, ctx)] },
+      ...ifNotYou(ctx),
+    ],
+  }),
+  passwordChanged: (data, ctx) => ({
+    subject: `Your ${PRODUCT} password was changed`,
+    heading: 'Your password was changed',
+    blocks: [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      { kind: 'paragraph', text: 'The password of your account was changed.' },
+      { kind: 'facts', rows: activityRows(data, ctx) },
+      ...ifNotYou(ctx),
+    ],
+  }),
+};
+
+function greeting(firstName: string): string {
+  const name = inline(firstName);
+  return name ? `Hello ${name},` : 'Hello,';
+}
+
+function activityRows(data: AccountActivity, ctx: EmailContext): [string, string][] {
+  return [
+    ['When', formatDate(data.at, ctx)],
+    ['IP address', inline(data.ip) || 'unknown'],
+    ['Browser', inline(data.browser) || 'unknown'],
+  ];
+}
+
+function ifNotYou(ctx: EmailContext): Block[] {
+  const c = ctx.contacts;
+  return [
+    { kind: 'paragraph', text: 'If this was you, there is nothing more to do.' },
+    {
+      kind: 'paragraph',
+      text: `If this wasn't you, someone else may have access to your account: contact ${inline(c.operationsName)} right away at ${inline(c.operationsPhone)} or ${inline(c.operationsEmail)}.`,
+    },
+  ];
+}
+
+/**
+ * A value placed inside a sentence. Control characters and line breaks are flattened and the
+ * length capped, so a crafted User-Agent or name cannot add lines that look like our own text.
+ */
+function inline(value: string, max = 200): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: removing control characters is the point
+  const flat = value.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+/** Only http(s) links go into a message: a `javascript:` or `data:` URL must never become a button. */
+function safeUrl(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+    throw new Error(`Refusing a ${parsed.protocol} link in an email`);
+  }
+  return parsed.href;
+}
+
+function formatDate(at: number, ctx: EmailContext): string {
+  return new Intl.DateTimeFormat('en-US', {
+    weekday: 'long',
+    year: 'numeric',
+    month: 'long',
+    day: 'numeric',
+    hour: 'numeric',
+    minute: '2-digit',
+    timeZone: ctx.timeZone ?? 'UTC',
+    timeZoneName: 'short',
+  }).format(new Date(at));
+}
+
+function isTest(ctx: EmailContext): boolean {
+  return ctx.environment.kind === 'test';
+}
+
+function environmentNote(ctx: EmailContext): string {
+  return `This message comes from the ${inline(ctx.environment.label)} test environment, not from production.`;
+}
+
+function footerLines(ctx: EmailContext): string[] {
+  const c = ctx.contacts;
+  return [
+    `${inline(c.operationsName)}: ${inline(c.operationsPhone)}, ${inline(c.operationsEmail)}`,
+    `${inline(c.techSupportName)}: ${inline(c.techSupportPhone)}`,
+    `API questions: ${inline(c.apiQuestionsEmail)}`,
+  ];
+}
+
+const AUTOMATED = 'This message was sent automatically; replies are not read.';
+
+function compose(content: Content, ctx: EmailContext): RenderedEmail {
+  // Test mail must never pass for production mail: the label leads the subject and the body.
+  const subject = isTest(ctx) ? `[${inline(ctx.environment.label)} (test)] ${content.subject}` : content.subject;
+  return { subject, text: composeText(content, ctx), html: composeHtml(subject, content, ctx) };
+}
+
+function composeText(content: Content, ctx: EmailContext): string {
+  const parts: string[] = [];
+  if (isTest(ctx)) parts.push(environmentNote(ctx));
+  for (const block of content.blocks) {
+    if (block.kind === 'paragraph') parts.push(block.text);
+    // The URL on a line of its own, so mail clients make all of it clickable.
+    else if (block.kind === 'action') parts.push(`${block.label}:\n${block.url}`);
+    else parts.push(block.rows.map(([label, value]) => `${label}: ${value}`).join('\n'));
+  }
+  parts.push(['Need help?', ...footerLines(ctx), '', AUTOMATED].join('\n'));
+  return `${parts.join('\n\n')}\n`;
+}
+
+// Inline styles only: most email clients drop <style> blocks. Colours meet WCAG 2.2 AA contrast.
+const FONT = 'font-family:Arial,Helvetica,sans-serif;';
+const LINK = 'color:#0b5cad;';
+
+function composeHtml(subject: string, content: Content, ctx: EmailContext): string {
+  const body = content.blocks.map(blockHtml).join('\n');
+  const banner = isTest(ctx)
+    ? `<tr><td style="${FONT}padding:12px 24px;background-color:#fff4ce;color:#3d2e00;font-size:14px;border-bottom:1px solid #e0c463;"><strong>${escapeHtml(
+        `${inline(ctx.environment.label)} (test)`,
+      )}</strong>: ${escapeHtml(environmentNote(ctx))}</td></tr>`
+    : '';
+  const footer = footerLines(ctx)
+    .map((line) => escapeHtml(line))
+    .join('<br>');
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light">
+<title>${escapeHtml(subject)}</title>
+</head>
+<body style="margin:0;padding:0;background-color:#f3f4f6;">
+<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="background-color:#f3f4f6;">
+<tr><td align="center" style="padding:24px 12px;">
+<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style="max-width:600px;background-color:#ffffff;border:1px solid #d1d5db;">
+${banner}
+<tr><td style="${FONT}padding:24px;font-size:16px;line-height:1.5;color:#1f2328;">
+<h1 style="${FONT}margin:0 0 16px;font-size:22px;line-height:1.3;color:#1f2328;">${escapeHtml(content.heading)}</h1>
+${body}
+</td></tr>
+<tr><td style="${FONT}padding:16px 24px;border-top:1px solid #d1d5db;font-size:14px;line-height:1.5;color:#4b5563;">
+<p style="margin:0 0 8px;"><strong>Need help?</strong><br>${footer}</p>
+<p style="margin:0;">${escapeHtml(AUTOMATED)}</p>
+</td></tr>
+</table>
+</td></tr>
+</table>
+</body>
+</html>
+`;
+}
+
+function blockHtml(block: Block): string {
+  if (block.kind === 'paragraph') return `<p style="margin:0 0 16px;">${escapeHtml(block.text)}</p>`;
+  if (block.kind === 'action') {
+    const href = escapeHtml(block.url);
+    return `<p style="margin:24px 0;"><a href="${href}" style="${FONT}display:inline-block;padding:12px 20px;background-color:#0b5cad;color:#ffffff;font-weight:bold;text-decoration:none;border-radius:4px;">${escapeHtml(
+      block.label,
+    )}</a></p>
+<p style="margin:0 0 16px;font-size:14px;">If the button does not work, copy this address into your browser:<br><a href="${href}" style="${LINK}word-break:break-all;">${href}</a></p>`;
+  }
+  const rows = block.rows
+    .map(
+      ([label, value]) =>
+        `<tr><th scope="row" style="${FONT}text-align:left;vertical-align:top;padding:4px 16px 4px 0;font-weight:bold;white-space:nowrap;">${escapeHtml(
+          label,
+        )}</th><td style="${FONT}padding:4px 0;word-break:break-word;">${escapeHtml(value)}</td></tr>`,
+    )
+    .join('\n');
+  return `<table cellpadding="0" cellspacing="0" border="0" style="margin:0 0 16px;font-size:16px;">\n${rows}\n</table>`;
+}
