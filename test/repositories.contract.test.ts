@@ -169,6 +169,7 @@ describeEachBackend('firms repository', (backend) => {
     const { firms } = backend.store().repos;
     await firms.createFirm(newFirm({ name: 'Acme Trading Ltd' }));
     await expect(firms.createFirm(newFirm({ name: 'Acme Trading Ltd' }))).rejects.toThrow();
+    await expect(firms.createFirm(newFirm({ name: 'ACME TRADING LTD' }))).rejects.toThrow();
     expect(await firms.listFirms()).toHaveLength(1);
   });
 

@@ -15,7 +15,10 @@ export interface UserListFilter {
 export function createUserRepository(db: Kysely<Database>) {
   return {
     async createUser(user: NewUser): Promise<void> {
-      await db.insertInto('users').values(user).execute();
+      await db
+        .insertInto('users')
+        .values({ ...user, login: user.login.trim().toLowerCase() })
+        .execute();
     },
     async findUserById(id: string): Promise<UserRow | undefined> {
       return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();

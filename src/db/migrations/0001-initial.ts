@@ -1,4 +1,4 @@
-import { type ColumnDefinitionBuilder, type Kysely, SqliteAdapter } from 'kysely';
+import { type ColumnDefinitionBuilder, type Kysely, SqliteAdapter, sql } from 'kysely';
 
 /** An auto-increment integer key: SQLite's AUTOINCREMENT, PostgreSQL's identity column. */
 function autoId(db: Kysely<unknown>) {
@@ -12,9 +12,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
     .createTable('firms')
     .addColumn('id', 'varchar(32)', (c) => c.primaryKey())
-    .addColumn('name', 'varchar(200)', (c) => c.notNull().unique())
+    .addColumn('name', 'varchar(200)', (c) => c.notNull())
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .execute();
+  // Firm names are unique regardless of case ("Acme" and "ACME" are one firm).
+  await db.schema.createIndex('firms_name_lower').on('firms').expression(sql`lower(name)`).unique().execute();
 
   await db.schema
     .createTable('users')
