@@ -199,14 +199,7 @@ export function EnrollActivatePage(props: {
         <form method="post" action="/signin/enroll/activate" novalidate>
           <Csrf ctx={props.ctx} />
           <input type="hidden" name="factorId" value={props.factorId} />
-          <Field
-            name="passCode"
-            label="Six-digit code"
-            autocomplete="one-time-code"
-            inputmode="numeric"
-            maxLength={7}
-            error={props.error}
-          />
+          <PassCodeField error={props.error} />
           <button type="submit">Verify</button>
         </form>
         <form method="post" action="/signin/enroll/back">
@@ -239,14 +232,7 @@ export function VerifyPage(props: {
         <form method="post" action="/signin/verify" novalidate>
           <Csrf ctx={props.ctx} />
           <input type="hidden" name="factorId" value={props.chosen.id} />
-          <Field
-            name="passCode"
-            label="Six-digit code"
-            autocomplete="one-time-code"
-            inputmode="numeric"
-            maxLength={7}
-            error={props.error}
-          />
+          <PassCodeField error={props.error} />
           <button type="submit">Verify</button>
         </form>
         {others.length ? (
@@ -296,5 +282,19 @@ function CancelForm({ ctx }: { ctx: PageContext }) {
         Cancel and sign out
       </button>
     </form>
+  );
+}
+
+/** The six-digit code input: `one-time-code` lets browsers and password managers fill it. */
+function PassCodeField({ error }: { error?: string | undefined }) {
+  return (
+    <Field
+      name="passCode"
+      label="Six-digit code"
+      autocomplete="one-time-code"
+      inputmode="numeric"
+      maxLength={7}
+      error={error}
+    />
   );
 }
