@@ -65,7 +65,7 @@ export function createAccountService(deps: {
     async resendEnrollment(userId: string, actorId: string | null = null) {
       return store.transaction(async (repos) => {
         const user = await repos.users.findUserById(userId);
-        if (!user || user.status !== 'PROVISIONED')
+        if (user?.status !== 'PROVISIONED')
           throw new Error('Only a user who has not activated can be re-sent enrollment');
         const link = await issueActivation(repos, user);
         await repos.audit.recordEvent({
