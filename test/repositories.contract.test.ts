@@ -92,6 +92,7 @@ function newTransaction(userId: string, overrides: Partial<TransactionRow> = {})
   return {
     token_hash: newHash(),
     user_id: userId,
+    flow: 'signin',
     status: 'MFA_REQUIRED',
     factor_id: null,
     email_token_hash: null,

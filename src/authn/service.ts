@@ -15,6 +15,9 @@ import type { TransactionRow } from './token-repository.ts';
 /** Okta Authentication API transaction states that this system uses. */
 export type TransactionStatus = 'PASSWORD_RESET' | 'MFA_ENROLL' | 'MFA_ENROLL_ACTIVATE' | 'MFA_REQUIRED';
 
+/** Why a transaction exists; decides what PASSWORD_RESET asks for and where it leads. */
+export type TransactionFlow = 'signin' | 'activation' | 'recovery_password' | 'recovery_unlock';
+
 /** Factor types a user may enroll now; SMS and voice are retired (DESIGN, "retired factors"). */
 export const ENROLLABLE_FACTORS = [
   { factorType: 'token:software:totp', provider: 'GOOGLE', label: 'Google Authenticator' },
@@ -161,12 +164,14 @@ export function createAuthnService(deps: AuthnDeps) {
     status: TransactionStatus,
     amr: string[],
     emailTokenHash: string | null = null,
+    flow: TransactionFlow = 'signin',
   ): Promise<AuthnResult> {
     const stateToken = createBearerSecret(random);
     const now = clock();
     const row: TransactionRow = {
       token_hash: hashBearerSecret(stateToken),
       user_id: user.id,
+      flow,
       status,
       factor_id: null,
       email_token_hash: emailTokenHash,
@@ -335,7 +340,7 @@ export function createAuthnService(deps: AuthnDeps) {
       if (user?.status !== 'PROVISIONED' || user.auth_mode !== 'local') {
         return fail('INVALID_TOKEN', [], 'The activation token is no longer valid.');
       }
-      return store.transaction((repos) => startTransaction(repos, user, 'PASSWORD_RESET', [], hash));
+      return store.transaction((repos) => startTransaction(repos, user, 'PASSWORD_RESET', [], hash, 'activation'));
     },
 
     /** Describes an activation link without consuming it (the GET page). */

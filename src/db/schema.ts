@@ -85,6 +85,8 @@ export interface SessionsTable {
 export interface AuthnTransactionsTable {
   token_hash: string;
   user_id: string;
+  /** Why the transaction exists: `signin`, `activation`, `recovery_password`, `recovery_unlock`. */
+  flow: string;
   /** Okta transaction status: PASSWORD_RESET, MFA_ENROLL, MFA_ENROLL_ACTIVATE, MFA_REQUIRED… */
   status: string;
   factor_id: string | null;

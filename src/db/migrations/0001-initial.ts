@@ -105,6 +105,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .createTable('authn_transactions')
     .addColumn('token_hash', 'varchar(64)', (c) => c.primaryKey())
     .addColumn('user_id', 'varchar(32)', (c) => c.notNull().references('users.id').onDelete('cascade'))
+    .addColumn('flow', 'varchar(30)', (c) => c.notNull().defaultTo('signin'))
     .addColumn('status', 'varchar(30)', (c) => c.notNull())
     .addColumn('factor_id', 'varchar(32)')
     .addColumn('email_token_hash', 'varchar(64)')
