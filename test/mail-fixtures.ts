@@ -39,6 +39,7 @@ export function queueEnrollment(store: Store, now: number, to = 'Ada.Lovelace@Ex
       username: 'ada.lovelace',
       activationUrl: 'https://idp.ntf.example/welcome/abc123?x=1&y=2',
       expiresAt: now + 30 * 86_400_000,
+      validDays: 30,
     },
     testContext,
   );

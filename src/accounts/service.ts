@@ -53,7 +53,7 @@ export function createAccountService(deps: {
       consumed_at: null,
     });
     const activationUrl = `${deps.environment.idp.publicUrl}/activate?token=${encodeURIComponent(token)}`;
-    await deps.notifier.enrollment(repos, user, activationUrl, expiresAt);
+    await deps.notifier.enrollment(repos, user, activationUrl, expiresAt, deps.config.policy.activationTtlDays);
     return { activationUrl, expiresAt };
   }
 

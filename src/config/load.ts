@@ -21,7 +21,7 @@ export function defaultEnvironments(publicHost = 'localhost'): Json[] {
     idp: { port: base + 1, publicUrl: `http://${publicHost}:${base + 1}` },
     download: { port: base + 2, publicUrl: `http://${publicHost}:${base + 2}` },
   });
-  return [env('production', 'Production', 'production', 3000), env('ntf', 'NTF (test)', 'test', 3100)];
+  return [env('production', 'Production', 'production', 3000), env('ntf', 'NTF', 'test', 3100)];
 }
 
 function isObject(v: unknown): v is Json {

@@ -18,14 +18,20 @@ export function createNotifier(ctx: EmailContext, clock: Clock) {
     browser: req.userAgent ?? 'unknown',
   });
   const notifier = {
-    async enrollment(repos: Repositories, user: UserRow, activationUrl: string, expiresAt: number): Promise<void> {
+    async enrollment(
+      repos: Repositories,
+      user: UserRow,
+      activationUrl: string,
+      expiresAt: number,
+      validDays: number,
+    ): Promise<void> {
       await queueEmail(repos, {
         to: user.email,
         template: 'enrollment',
         userId: user.id,
         rendered: renderEmail(
           'enrollment',
-          { firstName: user.first_name, username: user.login, activationUrl, expiresAt },
+          { firstName: user.first_name, username: user.login, activationUrl, expiresAt, validDays },
           ctx,
         ),
         now: clock(),

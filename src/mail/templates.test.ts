@@ -12,6 +12,7 @@ const enrollment = {
   username: 'ada.lovelace',
   activationUrl: 'https://idp.ntf.example/welcome/abc?x=1&y=2',
   expiresAt: T0 + 30 * 86_400_000,
+  validDays: 30,
 };
 const activity = { firstName: 'Ada', at: T0, ip: '192.0.2.1', browser: 'Mozilla/5.0 Firefox/128.0' };
 
@@ -69,7 +70,7 @@ describe('renderEmail', () => {
     const { text, html } = renderEmail('enrollment', enrollment, test);
     expect(text).toContain('Your username is ada.lovelace.');
     expect(text).toContain('\nhttps://idp.ntf.example/welcome/abc?x=1&y=2\n');
-    expect(text).toContain('The link expires on Sunday, April 13, 2025 at 3:04 PM UTC.');
+    expect(text).toContain('You have 30 days to activate: the link expires on Sunday, April 13, 2025 at 3:04 PM UTC.');
     expect(text).toContain(
       'If it has expired, contact Market Operations at 1-866-776-0800 option 2 or operations@traqs.example',
     );
@@ -79,7 +80,7 @@ describe('renderEmail', () => {
 
   it('writes dates in the time zone asked for, and names it', () => {
     const { text } = renderEmail('enrollment', enrollment, { ...test, timeZone: 'America/New_York' });
-    expect(text).toContain('The link expires on Sunday, April 13, 2025 at 11:04 AM EDT.');
+    expect(text).toContain('the link expires on Sunday, April 13, 2025 at 11:04 AM EDT.');
   });
 
   it('puts the contacts in the footer of every message', () => {

@@ -35,6 +35,8 @@ export interface TemplateData {
     activationUrl: string;
     /** When the link stops working, epoch milliseconds. */
     expiresAt: number;
+    /** How long the link is valid, in days (FAQ: 30). */
+    validDays: number;
   };
   /** Account-activity notice: a sign-in method was added. */
   factorEnrolled: AccountActivity & {
@@ -106,7 +108,10 @@ const templates: { [K in TemplateName]: Template<K> } = {
           text: 'To activate it, open the link below, choose a password and set up a second sign-in method. The link works once.',
         },
         { kind: 'action', label: 'Activate your account', url: safeUrl(data.activationUrl) },
-        { kind: 'paragraph', text: `The link expires on ${formatDate(data.expiresAt, ctx)}.` },
+        {
+          kind: 'paragraph',
+          text: `You have ${data.validDays} days to activate: the link expires on ${formatDate(data.expiresAt, ctx)}.`,
+        },
         {
           kind: 'paragraph',
           text: `If it has expired, contact ${inline(c.operationsName)} at ${inline(c.operationsPhone)} or ${inline(c.operationsEmail)} to have a new one sent.`,

@@ -26,7 +26,7 @@ export function Layout(props: { ctx: PageContext; title: string; children: Compo
       <body>
         {ctx.environment.kind === 'test' ? (
           <div class="env-banner" role="note">
-            {ctx.environment.label} environment — test accounts and data only
+            {ctx.environment.label} test environment — test accounts and data only
           </div>
         ) : null}
         <header class="site">
