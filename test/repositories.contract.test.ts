@@ -97,6 +97,7 @@ function newTransaction(userId: string, overrides: Partial<TransactionRow> = {})
     factor_id: null,
     email_token_hash: null,
     amr: '["pwd"]',
+    attempts: 0,
     created_at: NOW,
     expires_at: NOW + 5 * MINUTE,
     ended_at: null,

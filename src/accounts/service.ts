@@ -1,8 +1,9 @@
+import { issueEmailLink } from '../authn/email-links.ts';
 import type { Config, EnvironmentConfig } from '../config/schema.ts';
 import type { Repositories, Store } from '../db/store.ts';
 import type { Firm } from '../firms/repository.ts';
 import type { Clock, RandomBytes } from '../lib/tokens.ts';
-import { createBearerSecret, createId, hashBearerSecret } from '../lib/tokens.ts';
+import { createId } from '../lib/tokens.ts';
 import type { Notifier } from '../mail/notifications.ts';
 import type { App, Role } from './model.ts';
 import type { UserRow } from './repository.ts';
@@ -40,21 +41,16 @@ export function createAccountService(deps: {
 
   /** Issues a fresh activation link (30 days, single-use, stored hashed) and mails it; old links stop working. */
   async function issueActivation(repos: Repositories, user: UserRow) {
-    const token = createBearerSecret(random);
-    const now = clock();
-    const expiresAt = now + deps.config.policy.activationTtlDays * 86_400_000;
-    await repos.tokens.revokeEmailTokens(user.id, 'activation', now);
-    await repos.tokens.createEmailToken({
-      token_hash: hashBearerSecret(token),
-      user_id: user.id,
+    const link = await issueEmailLink(repos, {
+      userId: user.id,
       purpose: 'activation',
-      created_at: now,
-      expires_at: expiresAt,
-      consumed_at: null,
+      ttlMs: deps.config.policy.activationTtlDays * 86_400_000,
+      now: clock(),
+      random,
+      url: (token) => `${deps.environment.idp.publicUrl}/activate?token=${encodeURIComponent(token)}`,
     });
-    const activationUrl = `${deps.environment.idp.publicUrl}/activate?token=${encodeURIComponent(token)}`;
-    await deps.notifier.enrollment(repos, user, activationUrl, expiresAt, deps.config.policy.activationTtlDays);
-    return { activationUrl, expiresAt };
+    await deps.notifier.enrollment(repos, user, link.url, link.expiresAt, deps.config.policy.activationTtlDays);
+    return { activationUrl: link.url, expiresAt: link.expiresAt };
   }
 
   return {

@@ -29,6 +29,33 @@ const authnBody = z
   })
   .strict();
 
+// Built once: zod compiles a parser for each schema object on its first use, which costs more
+// than the parse itself when a route builds its schema on every request (bench/signin.ts).
+const resetPasswordBody = z
+  .object({
+    stateToken,
+    newPassword: z.string().min(1).max(1024),
+    recoveryQuestion: z.string().min(1).max(200),
+    recoveryAnswer: z.string().min(1).max(200),
+    ...oktaExtras,
+  })
+  .strict();
+const enrollBody = z
+  .object({
+    stateToken,
+    factorType: z.string().min(1).max(60),
+    provider: z.string().min(1).max(40),
+    profile: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+const factorParams = z.object({ factorId: z.string().min(1).max(40) });
+const passCodeBody = z.object({ stateToken, passCode, ...oktaExtras }).strict();
+const verifyBody = z
+  .object({ stateToken, passCode: passCode.optional(), answer: z.string().max(200).optional(), ...oktaExtras })
+  .strict();
+const previousBody = z.object({ stateToken }).strict();
+const cancelBody = z.object({ stateToken, ...oktaExtras }).strict();
+
 /**
  * The Okta classic Authentication API (`/api/v1/authn…`): same paths, JSON shapes, statuses and
  * error objects as Okta, so `@okta/okta-auth-js` works unchanged. One state machine
@@ -177,38 +204,14 @@ export function registerAuthnApi(
     });
 
     api.post('/api/v1/authn/credentials/reset_password', async (req, res) => {
-      const body = parseBody(
-        z
-          .object({
-            stateToken,
-            newPassword: z.string().min(1).max(1024),
-            recoveryQuestion: z.string().min(1).max(200),
-            recoveryAnswer: z.string().min(1).max(200),
-            ...oktaExtras,
-          })
-          .strict(),
-        req.body,
-      );
+      const body = parseBody(resetPasswordBody, req.body);
       return reply(res, await authn.resetPassword(body.stateToken, body, requestContext(req)));
     });
 
     api.post('/api/v1/authn/factors', async (req, res) => {
-      const body = parseBody(
-        z
-          .object({
-            stateToken,
-            factorType: z.string().min(1).max(60),
-            provider: z.string().min(1).max(40),
-            profile: z.record(z.string(), z.unknown()).optional(),
-          })
-          .strict(),
-        req.body,
-      );
+      const body = parseBody(enrollBody, req.body);
       return reply(res, await authn.enrollFactor(body.stateToken, body.factorType, body.provider, requestContext(req)));
     });
-
-    const factorParams = z.object({ factorId: z.string().min(1).max(40) });
-    const passCodeBody = z.object({ stateToken, passCode, ...oktaExtras }).strict();
 
     api.post('/api/v1/authn/factors/:factorId/lifecycle/activate', async (req, res) => {
       const { factorId } = parseBody(factorParams, req.params);
@@ -221,12 +224,7 @@ export function registerAuthnApi(
 
     api.post('/api/v1/authn/factors/:factorId/verify', async (req, res) => {
       const { factorId } = parseBody(factorParams, req.params);
-      const body = parseBody(
-        z
-          .object({ stateToken, passCode: passCode.optional(), answer: z.string().max(200).optional(), ...oktaExtras })
-          .strict(),
-        req.body,
-      );
+      const body = parseBody(verifyBody, req.body);
       const code = body.passCode ?? body.answer;
       if (!code) throw new AppError('VALIDATION', ['passCode: Required']);
       const result = await authn.verifyPasscode(body.stateToken, factorId, code, 'verify', requestContext(req));
@@ -236,12 +234,12 @@ export function registerAuthnApi(
     });
 
     api.post('/api/v1/authn/previous', async (req, res) => {
-      const body = parseBody(z.object({ stateToken }).strict(), req.body);
+      const body = parseBody(previousBody, req.body);
       return reply(res, await authn.previous(body.stateToken));
     });
 
     api.post('/api/v1/authn/cancel', async (req, res) => {
-      const body = parseBody(z.object({ stateToken, ...oktaExtras }).strict(), req.body);
+      const body = parseBody(cancelBody, req.body);
       if (!(await authn.cancel(body.stateToken, requestContext(req)))) throw new AppError('INVALID_TOKEN');
       return res.send({ status: 'UNAUTHENTICATED' });
     });

@@ -5,7 +5,9 @@ import type { Repositories, Store } from '../db/store.ts';
 import type { SecretBox } from '../lib/secret-box.ts';
 import type { Clock, RandomBytes } from '../lib/tokens.ts';
 import { createBearerSecret, createId, hashBearerSecret } from '../lib/tokens.ts';
+import type { Notifier } from '../mail/notifications.ts';
 import type { OktaErrorName } from '../web/errors.ts';
+import { type EmailLinkPurpose, issueEmailLink } from './email-links.ts';
 import type { PasswordHasher } from './factors/password/hashing.ts';
 import { checkNewPassword, checkRecoveryAnswer, normalizeRecoveryAnswer } from './factors/password/policy.ts';
 import type { FactorRow } from './factors/repository.ts';
@@ -13,7 +15,7 @@ import { base32Encode, buildOtpauthUri, createTotpSecret, verifyTotp } from './f
 import type { TransactionRow } from './token-repository.ts';
 
 /** Okta Authentication API transaction states that this system uses. */
-export type TransactionStatus = 'PASSWORD_RESET' | 'MFA_ENROLL' | 'MFA_ENROLL_ACTIVATE' | 'MFA_REQUIRED';
+export type TransactionStatus = 'PASSWORD_RESET' | 'MFA_ENROLL' | 'MFA_ENROLL_ACTIVATE' | 'MFA_REQUIRED' | 'RECOVERY';
 
 /** Why a transaction exists; decides what PASSWORD_RESET asks for and where it leads. */
 export type TransactionFlow = 'signin' | 'activation' | 'recovery_password' | 'recovery_unlock';
@@ -30,11 +32,6 @@ export interface RequestContext {
   userAgent: string | null;
 }
 
-/** Account-activity mail the state machine triggers; written to the outbox inside its transaction. */
-export interface AuthnNotifier {
-  factorEnrolled(repos: Repositories, user: UserRow, factor: FactorRow, ctx: RequestContext): Promise<void>;
-}
-
 export interface AuthnDeps {
   store: Store;
   config: Readonly<Config>;
@@ -44,7 +41,7 @@ export interface AuthnDeps {
   passwords: PasswordHasher;
   secretBox: SecretBox;
   blocklist: ReadonlySet<string>;
-  notifier: AuthnNotifier;
+  notifier: Notifier;
 }
 
 export interface Enrollment {
@@ -58,6 +55,9 @@ export interface TransactionView {
   stateToken: string;
   expiresAt: number;
   status: TransactionStatus;
+  flow: TransactionFlow;
+  /** RECOVERY with the question policy: the user's recovery question. */
+  recoveryQuestion?: string;
   user: UserRow;
   /** MFA_REQUIRED: the active factors, the one verified last first. */
   factors: FactorRow[];
@@ -77,6 +77,8 @@ export type AuthnResult =
       expiresAt: number;
     }
   | { kind: 'locked'; user: UserRow | null }
+  /** Self-service unlock completed: the account is unlocked; the user signs in next. */
+  | { kind: 'unlocked'; user: UserRow }
   | { kind: 'error'; error: OktaErrorName; causes?: string[]; summary?: string };
 
 const SESSION_TOKEN_TTL_MS = 5 * 60_000;
@@ -134,7 +136,9 @@ export function createAuthnService(deps: AuthnDeps) {
     const user = await repos.users.findUserById(row.user_id);
     if (!user) return fail('INVALID_TOKEN');
     const status = row.status as TransactionStatus;
-    const txn: TransactionView = { stateToken, expiresAt: row.expires_at, status, user, factors: [] };
+    const flow = row.flow as TransactionFlow;
+    const txn: TransactionView = { stateToken, expiresAt: row.expires_at, status, flow, user, factors: [] };
+    if (status === 'RECOVERY' && user.recovery_question) txn.recoveryQuestion = user.recovery_question;
     if (status === 'MFA_REQUIRED') {
       txn.factors = orderFactors(await activeFactors(repos, user.id), user.last_factor_type);
     }
@@ -176,6 +180,7 @@ export function createAuthnService(deps: AuthnDeps) {
       factor_id: null,
       email_token_hash: emailTokenHash,
       amr: JSON.stringify(amr),
+      attempts: 0,
       created_at: now,
       expires_at: now + ttl,
       ended_at: null,
@@ -238,7 +243,24 @@ export function createAuthnService(deps: AuthnDeps) {
       const now = clock();
       if (await repos.users.lockUser(userId, now)) {
         await repos.tokens.endUserTransactions(userId, now);
-        await audit(repos, ctx, 'user.account.lock', 'success', userId, { reason: 'too many failed attempts' });
+        const user = await repos.users.findUserById(userId);
+        if (user) {
+          // Okta's rule: after N lockouts in a row without a successful sign-in, only support unlocks.
+          const supportOnly = user.lockout_count >= policy.lockoutsBeforeSupportUnlock;
+          const options: { unlockUrl?: string; unlockUrlExpiresAt?: number; autoUnlockAt?: number } = {};
+          if (!supportOnly) {
+            options.autoUnlockAt = now + policy.lockoutAutoUnlockMinutes * 60_000;
+            const link = await recoveryLink(repos, user.id, 'recovery_unlock', now);
+            options.unlockUrl = link.url;
+            options.unlockUrlExpiresAt = link.expiresAt;
+          }
+          await deps.notifier.accountLocked(repos, user, ctx, options);
+          await audit(repos, ctx, 'user.account.lock', 'success', userId, {
+            reason: 'too many failed attempts',
+            lockoutCount: user.lockout_count,
+            supportOnly,
+          });
+        }
       }
       return true;
     });
@@ -257,9 +279,22 @@ export function createAuthnService(deps: AuthnDeps) {
     return attempt;
   }
 
-  /** Automatic unlock after the configured period (DESIGN: 15 minutes). */
+  /** A single-use recovery link (FAQ: valid 8 hours) for the user's email. */
+  function recoveryLink(repos: Repositories, userId: string, purpose: EmailLinkPurpose, now: number) {
+    return issueEmailLink(repos, {
+      userId,
+      purpose,
+      ttlMs: policy.recoveryLinkHours * 3_600_000,
+      now,
+      random,
+      url: (token) => `${deps.environment.idp.publicUrl}/recover?token=${encodeURIComponent(token)}`,
+    });
+  }
+
+  /** Automatic unlock after the configured period (DESIGN: 15 minutes), unless only support may unlock. */
   async function autoUnlockIfDue(user: UserRow): Promise<UserRow> {
     if (user.status !== 'LOCKED_OUT' || user.locked_at === null) return user;
+    if (user.lockout_count >= policy.lockoutsBeforeSupportUnlock) return user;
     const unlockAfter = policy.lockoutAutoUnlockMinutes * 60_000;
     const now = clock();
     if (now - user.locked_at < unlockAfter) return user;

@@ -85,6 +85,16 @@ export function createTokenRepository(db: Kysely<Database>) {
         .executeTakeFirst();
       return Number(r.numUpdatedRows) === 1;
     },
+    /** Counts one wrong answer in a transaction, atomically; returns the new count. */
+    async countTransactionAttempt(hash: string): Promise<number> {
+      const r = await db
+        .updateTable('authn_transactions')
+        .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
+        .where('token_hash', '=', hash)
+        .returning('attempts')
+        .executeTakeFirst();
+      return r?.attempts ?? Number.MAX_SAFE_INTEGER;
+    },
     async endTransaction(hash: string, now: number): Promise<boolean> {
       const r = await db
         .updateTable('authn_transactions')

@@ -55,6 +55,17 @@ const policySchema = z
     maxFailedAttempts: z.number().int().min(1).default(5),
     /** A locked account unlocks by itself after this long (FAQ: 15 minutes). */
     lockoutAutoUnlockMinutes: z.number().positive().default(15),
+    /** After this many lockouts in a row without a successful sign-in, only support can unlock (Okta's rule). */
+    lockoutsBeforeSupportUnlock: z.number().int().min(1).default(10),
+    /** Unlock and password-reset links: valid this long, single use (FAQ: 8 hours). */
+    recoveryLinkHours: z.number().positive().default(8),
+    /**
+     * What proves it is the user after the emailed link: TRAQS keeps the recovery question;
+     * `factor` asks for an enrolled factor instead, as NIST 800-63B §6.1.2.3 prefers.
+     */
+    recoveryVerification: z.enum(['question', 'factor']).default('question'),
+    /** Per-IP limit on sign-in and recovery requests, per minute (OWASP ASVS 2.2.1). */
+    authRequestsPerMinutePerIp: z.number().int().positive().default(60),
   })
   .strict();
 

@@ -94,6 +94,8 @@ export interface AuthnTransactionsTable {
   email_token_hash: string | null;
   /** What has been proven so far (`pwd`, `otp`, `email`), JSON array. */
   amr: string;
+  /** Wrong recovery answers in this transaction. */
+  attempts: number;
   created_at: number;
   expires_at: number;
   ended_at: number | null;

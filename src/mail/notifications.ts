@@ -1,6 +1,6 @@
 import type { UserRow } from '../accounts/repository.ts';
 import type { FactorRow } from '../authn/factors/repository.ts';
-import type { AuthnNotifier, RequestContext } from '../authn/service.ts';
+import type { RequestContext } from '../authn/service.ts';
 import type { Repositories } from '../db/store.ts';
 import type { Clock } from '../lib/tokens.ts';
 import { queueEmail } from './outbox.ts';
@@ -46,7 +46,52 @@ export function createNotifier(ctx: EmailContext, clock: Clock) {
         now: clock(),
       });
     },
-  } satisfies AuthnNotifier & Record<string, unknown>;
+    async passwordChanged(repos: Repositories, user: UserRow, req: RequestContext): Promise<void> {
+      await queueEmail(repos, {
+        to: user.email,
+        template: 'passwordChanged',
+        userId: user.id,
+        rendered: renderEmail('passwordChanged', activity(user, req), ctx),
+        now: clock(),
+      });
+    },
+    async accountLocked(
+      repos: Repositories,
+      user: UserRow,
+      req: RequestContext,
+      options: { unlockUrl?: string; unlockUrlExpiresAt?: number; autoUnlockAt?: number },
+    ): Promise<void> {
+      await queueEmail(repos, {
+        to: user.email,
+        template: 'accountLocked',
+        userId: user.id,
+        rendered: renderEmail('accountLocked', { ...activity(user, req), ...options }, ctx),
+        now: clock(),
+      });
+    },
+    async recovery(
+      repos: Repositories,
+      user: UserRow,
+      link: { kind: 'password' | 'unlock'; url: string; expiresAt: number; validHours: number },
+    ): Promise<void> {
+      await queueEmail(repos, {
+        to: user.email,
+        template: 'recovery',
+        userId: user.id,
+        rendered: renderEmail('recovery', { firstName: user.first_name, ...link }, ctx),
+        now: clock(),
+      });
+    },
+    async accountUnlocked(repos: Repositories, user: UserRow, req: RequestContext): Promise<void> {
+      await queueEmail(repos, {
+        to: user.email,
+        template: 'accountUnlocked',
+        userId: user.id,
+        rendered: renderEmail('accountUnlocked', activity(user, req), ctx),
+        now: clock(),
+      });
+    },
+  };
   return notifier;
 }
 export type Notifier = ReturnType<typeof createNotifier>;

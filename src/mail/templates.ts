@@ -45,12 +45,37 @@ export interface TemplateData {
   };
   /** Account-activity notice: the password was changed or reset. */
   passwordChanged: AccountActivity;
+  /** The account was locked after too many failed attempts. */
+  accountLocked: AccountActivity & {
+    /** Single-use unlock link (8 hours); absent when only support can unlock. */
+    unlockUrl?: string;
+    unlockUrlExpiresAt?: number;
+    /** When the account unlocks by itself; absent when automatic unlock has stopped. */
+    autoUnlockAt?: number;
+  };
+  /** Self-service recovery: the link to reset the password or unlock the account. */
+  recovery: {
+    firstName: string;
+    kind: 'password' | 'unlock';
+    url: string;
+    expiresAt: number;
+    validHours: number;
+  };
+  /** Account-activity notice: the account was unlocked through self-service recovery. */
+  accountUnlocked: AccountActivity;
 }
 
 export type TemplateName = keyof TemplateData;
 
 /** The template names, e.g. for validating the `template` column of the outbox. */
-export const templateNames: readonly TemplateName[] = ['enrollment', 'factorEnrolled', 'passwordChanged'];
+export const templateNames: readonly TemplateName[] = [
+  'enrollment',
+  'factorEnrolled',
+  'passwordChanged',
+  'accountLocked',
+  'recovery',
+  'accountUnlocked',
+];
 
 /**
  * Escapes text for HTML element content and quoted attribute values (OWASP XSS Prevention
@@ -136,6 +161,77 @@ const templates: { [K in TemplateName]: Template<K> } = {
     blocks: [
       { kind: 'paragraph', text: greeting(data.firstName) },
       { kind: 'paragraph', text: 'The password of your account was changed.' },
+      { kind: 'facts', rows: activityRows(data, ctx) },
+      ...ifNotYou(ctx),
+    ],
+  }),
+  accountLocked: (data, ctx) => {
+    const c = ctx.contacts;
+    const blocks: Block[] = [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      {
+        kind: 'paragraph',
+        text: 'Your account was locked because of too many failed sign-in attempts (wrong password or wrong code).',
+      },
+      { kind: 'facts', rows: activityRows(data, ctx) },
+    ];
+    if (data.autoUnlockAt !== undefined) {
+      blocks.push({ kind: 'paragraph', text: `It unlocks by itself at ${formatDate(data.autoUnlockAt, ctx)}.` });
+    }
+    if (data.unlockUrl) {
+      blocks.push(
+        {
+          kind: 'paragraph',
+          text: 'To unlock it now, open this link and answer your recovery question. The link works once.',
+        },
+        { kind: 'action', label: 'Unlock your account', url: safeUrl(data.unlockUrl) },
+      );
+      if (data.unlockUrlExpiresAt !== undefined) {
+        blocks.push({ kind: 'paragraph', text: `The link expires at ${formatDate(data.unlockUrlExpiresAt, ctx)}.` });
+      }
+    } else {
+      blocks.push({
+        kind: 'paragraph',
+        text: `The account was locked many times in a row, so it will not unlock by itself. Call ${inline(c.techSupportName)} at ${inline(c.techSupportPhone)} to unlock it.`,
+      });
+    }
+    blocks.push(...ifNotYou(ctx));
+    return { subject: `Your ${PRODUCT} account is locked`, heading: 'Your account is locked', blocks };
+  },
+  recovery: (data, ctx) => {
+    const c = ctx.contacts;
+    const what = data.kind === 'password' ? 'reset your password' : 'unlock your account';
+    return {
+      subject: data.kind === 'password' ? `Reset your ${PRODUCT} password` : `Unlock your ${PRODUCT} account`,
+      heading: data.kind === 'password' ? 'Reset your password' : 'Unlock your account',
+      blocks: [
+        { kind: 'paragraph', text: greeting(data.firstName) },
+        {
+          kind: 'paragraph',
+          text: `Someone, hopefully you, asked to ${what}. Open the link below and answer your recovery question. The link works once.`,
+        },
+        {
+          kind: 'action',
+          label: data.kind === 'password' ? 'Reset your password' : 'Unlock your account',
+          url: safeUrl(data.url),
+        },
+        {
+          kind: 'paragraph',
+          text: `The link is valid for ${data.validHours} hours, until ${formatDate(data.expiresAt, ctx)}.`,
+        },
+        {
+          kind: 'paragraph',
+          text: `If you did not ask for this, you can ignore this message; nothing changes until the link is used. If you keep receiving it, contact ${inline(c.operationsName)} at ${inline(c.operationsPhone)}.`,
+        },
+      ],
+    };
+  },
+  accountUnlocked: (data, ctx) => ({
+    subject: `Your ${PRODUCT} account was unlocked`,
+    heading: 'Your account was unlocked',
+    blocks: [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      { kind: 'paragraph', text: 'Your account was unlocked with the link we emailed and your recovery question.' },
       { kind: 'facts', rows: activityRows(data, ctx) },
       ...ifNotYou(ctx),
     ],

@@ -11,6 +11,7 @@ import { ErrorPage } from './error-page.tsx';
 import { AppError, OKTA_ERRORS, type OktaErrorName, oktaErrorBody } from './errors.ts';
 import type { PageContext } from './layout.tsx';
 import { renderHtml } from './render.ts';
+import { findNulCharacter } from './validate.ts';
 
 /** Request bodies above this are refused with 413 before parsing (issue: "bodies over 64 KiB"). */
 export const BODY_LIMIT = 64 * 1024;
@@ -96,6 +97,19 @@ export async function setupWeb(app: FastifyInstance, setup: WebSetup): Promise<v
     prefix: '/assets/',
     maxAge: '1h',
     index: false,
+  });
+
+  // Input with a NUL character is refused for every route (API and forms): PostgreSQL would fail
+  // the query, answering a 500 instead of naming the problem (CONVENTIONS 5).
+  app.addHook('preValidation', async (req) => {
+    for (const [where, value] of [
+      ['body', req.body],
+      ['query', req.query],
+      ['params', req.params],
+    ] as const) {
+      const at = findNulCharacter(value);
+      if (at !== undefined) throw new AppError('VALIDATION', [`${where} ${at}: must not contain a NUL character.`]);
+    }
   });
 
   app.addHook('onSend', async (_req, reply) => {

@@ -17,6 +17,30 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infe
 }
 
 /**
+ * Where the first NUL character (U+0000) is in parsed input, as a dotted path (`username`,
+ * `context.a`), or undefined if there is none. PostgreSQL `text` cannot hold U+0000 and refuses
+ * the whole query, so such input is refused before it reaches a repository. Walks iteratively:
+ * a deeply nested body must not overflow the stack.
+ */
+export function findNulCharacter(value: unknown): string | undefined {
+  const pending: [unknown, string][] = [[value, '']];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [v, path] = next;
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) return path || 'value';
+    } else if (typeof v === 'object' && v !== null) {
+      for (const [key, child] of Object.entries(v)) {
+        const name = key.replaceAll('\u0000', '\\0');
+        const at = path ? `${path}.${name}` : name;
+        if (key.includes('\u0000')) return at;
+        pending.push([child, at]);
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
  * JSON APIs accept only `application/json`: a cross-site HTML form cannot send it without a CORS
  * preflight, which is what keeps these endpoints safe from CSRF (OWASP CSRF Prevention Cheat Sheet).
  */
