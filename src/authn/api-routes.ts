@@ -35,11 +35,22 @@ const resetPasswordBody = z
   .object({
     stateToken,
     newPassword: z.string().min(1).max(1024),
-    recoveryQuestion: z.string().min(1).max(200),
-    recoveryAnswer: z.string().min(1).max(200),
+    // Required at activation (the service says so); not asked again in password recovery.
+    recoveryQuestion: z.string().min(1).max(200).optional(),
+    recoveryAnswer: z.string().min(1).max(200).optional(),
     ...oktaExtras,
   })
   .strict();
+const recoveryRequestBody = z
+  .object({
+    username: z.string().min(1).max(254),
+    // Okta lets the client pick the channel; email is the only recovery channel here.
+    factorType: z.literal('EMAIL').optional(),
+    ...oktaExtras,
+  })
+  .strict();
+const recoveryTokenBody = z.object({ recoveryToken: z.string().min(1).max(200), ...oktaExtras }).strict();
+const recoveryAnswerBody = z.object({ stateToken, answer: z.string().min(1).max(200), ...oktaExtras }).strict();
 const enrollBody = z
   .object({
     stateToken,
@@ -101,7 +112,18 @@ export function registerAuthnApi(
       status: t.status,
     };
     const cancel = link('/api/v1/authn/cancel');
+    const recoveryType =
+      t.flow === 'recovery_password' ? 'PASSWORD' : t.flow === 'recovery_unlock' ? 'UNLOCK' : undefined;
+    if (recoveryType) Object.assign(base, { recoveryType });
     switch (t.status) {
+      case 'RECOVERY':
+        return {
+          ...base,
+          _embedded: {
+            user: { ...userJson(t.user), recovery_question: { question: t.recoveryQuestion ?? '' } },
+          },
+          _links: { next: link('/api/v1/authn/recovery/answer', { name: 'answer' }), cancel },
+        };
       case 'PASSWORD_RESET':
         return {
           ...base,
@@ -181,6 +203,8 @@ export function registerAuthnApi(
           sessionToken: result.sessionToken,
           _embedded: { user: userJson(result.user) },
         });
+      case 'unlocked':
+        return res.send({ status: 'SUCCESS', recoveryType: 'UNLOCK', _embedded: { user: userJson(result.user) } });
       case 'locked':
         // Okta answers a locked account with a LOCKED_OUT transaction, not an error.
         return res.send({ status: 'LOCKED_OUT', _links: {} });
@@ -236,6 +260,32 @@ export function registerAuthnApi(
     api.post('/api/v1/authn/previous', async (req, res) => {
       const body = parseBody(previousBody, req.body);
       return reply(res, await authn.previous(body.stateToken));
+    });
+
+    for (const kind of ['password', 'unlock'] as const) {
+      api.post(`/api/v1/authn/recovery/${kind}`, async (req, res) => {
+        const body = parseBody(recoveryRequestBody, req.body);
+        // Same answer whether or not the user exists; the email goes out after the response.
+        const { settled } = authn.requestRecovery(body.username, kind, requestContext(req));
+        settled.catch((err: unknown) => req.log.error({ err }, 'recovery request failed'));
+        return res.send({
+          status: 'RECOVERY_CHALLENGE',
+          factorResult: 'WAITING',
+          factorType: 'EMAIL',
+          recoveryType: kind === 'password' ? 'PASSWORD' : 'UNLOCK',
+          _links: {},
+        });
+      });
+    }
+
+    api.post('/api/v1/authn/recovery/token', async (req, res) => {
+      const body = parseBody(recoveryTokenBody, req.body);
+      return reply(res, await authn.startRecovery(body.recoveryToken, requestContext(req)));
+    });
+
+    api.post('/api/v1/authn/recovery/answer', async (req, res) => {
+      const body = parseBody(recoveryAnswerBody, req.body);
+      return reply(res, await authn.answerRecovery(body.stateToken, body.answer, requestContext(req)));
     });
 
     api.post('/api/v1/authn/cancel', async (req, res) => {

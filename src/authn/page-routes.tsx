@@ -13,7 +13,11 @@ import {
   LinkInvalidPage,
   LockedPage,
   PasswordSetupPage,
+  RecoverPage,
+  RecoveryQuestionPage,
+  RecoveryRequestPage,
   SignInPage,
+  UnlockedPage,
   VerifyPage,
 } from './views.tsx';
 
@@ -80,6 +84,9 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
         });
         return reply.redirect('/', 303);
       }
+      case 'unlocked':
+        clearTxn(reply);
+        return html(reply, <UnlockedPage ctx={pageCtx(reply)} user={result.user} />);
       case 'locked':
         clearTxn(reply);
         return html(reply, <LockedPage ctx={pageCtx(reply)} minutes={deps.lockoutMinutes} />, 403);
@@ -113,7 +120,29 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
     const ctx = pageCtx(reply);
     switch (t.status) {
       case 'PASSWORD_RESET':
-        return html(reply, <PasswordSetupPage ctx={ctx} user={t.user} minLength={deps.passwordMinLength} />, status);
+        return html(
+          reply,
+          <PasswordSetupPage
+            ctx={ctx}
+            user={t.user}
+            minLength={deps.passwordMinLength}
+            mode={t.flow === 'activation' ? 'activation' : 'recovery'}
+            errors={errors.text ? { form: errors.text } : {}}
+          />,
+          status,
+        );
+      case 'RECOVERY':
+        return html(
+          reply,
+          <RecoveryQuestionPage
+            ctx={ctx}
+            user={t.user}
+            question={t.recoveryQuestion ?? ''}
+            kind={t.flow === 'recovery_unlock' ? 'unlock' : 'password'}
+            error={errors.text}
+          />,
+          status,
+        );
       case 'MFA_ENROLL':
         return html(reply, <EnrollChoicePage ctx={ctx} user={t.user} error={errors.text} />, status);
       case 'MFA_ENROLL_ACTIVATE': {
@@ -208,6 +237,7 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
           ctx={pageCtx(reply)}
           user={txn.txn.user}
           minLength={deps.passwordMinLength}
+          mode={txn.txn.flow === 'activation' ? 'activation' : 'recovery'}
           errors={errors}
           question={body.recoveryQuestion}
         />,
@@ -288,6 +318,59 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
     return proceed(req, reply, result, () =>
       html(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason="unknown" />, 410),
     );
+  });
+
+  for (const kind of ['password', 'unlock'] as const) {
+    const path = kind === 'password' ? '/signin/forgot-password' : '/signin/unlock';
+    app.get(path, async (_req, reply) => html(reply, <RecoveryRequestPage ctx={pageCtx(reply)} kind={kind} />));
+    app.post(path, { preHandler: app.csrfProtection }, async (req, reply) => {
+      const body = form({ username: formString(254) }, req.body);
+      const username = body?.username.trim() ?? '';
+      if (!username) {
+        return html(reply, <RecoveryRequestPage ctx={pageCtx(reply)} kind={kind} error="Enter your username." />, 400);
+      }
+      // Same page whether or not the account exists (no enumeration); the email follows.
+      const { settled } = authn.requestRecovery(username, kind, requestContext(req));
+      settled.catch((err: unknown) => req.log.error({ err }, 'recovery request failed'));
+      return html(reply, <RecoveryRequestPage ctx={pageCtx(reply)} kind={kind} sent />);
+    });
+  }
+
+  app.get('/recover', async (req, reply) => {
+    const token = (req.query as Record<string, unknown>)?.token;
+    if (typeof token !== 'string' || !token || token.length > 200) {
+      return html(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason="unknown" kind="recovery" />, 404);
+    }
+    const { state, kind } = await authn.inspectRecoveryToken(token);
+    if (state !== 'valid' || !kind) {
+      return html(
+        reply,
+        <LinkInvalidPage ctx={pageCtx(reply)} reason={state === 'valid' ? 'unknown' : state} kind="recovery" />,
+        410,
+      );
+    }
+    return html(reply, <RecoverPage ctx={pageCtx(reply)} token={token} kind={kind} />);
+  });
+
+  app.post('/recover', { preHandler: app.csrfProtection }, async (req, reply) => {
+    const token = form({ token: formString(200) }, req.body)?.token ?? '';
+    const result = token ? await authn.startRecovery(token, requestContext(req)) : undefined;
+    if (!result || (result.kind === 'error' && result.error === 'INVALID_TOKEN')) {
+      return html(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason="unknown" kind="recovery" />, 410);
+    }
+    return proceed(req, reply, result, (msg) =>
+      html(reply, <RecoveryRequestPage ctx={pageCtx(reply)} kind="password" error={msg} />, 403),
+    );
+  });
+
+  app.post('/signin/recovery-answer', { preHandler: app.csrfProtection }, async (req, reply) => {
+    const answer = form({ answer: formString(200) }, req.body)?.answer ?? '';
+    const result = await authn.answerRecovery(req.cookies[txnCookie] ?? '', answer, requestContext(req));
+    if (result.kind === 'error' && result.error === 'INVALID_TOKEN' && result.summary) {
+      clearTxn(reply);
+      return html(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason="used" kind="recovery" />, 410);
+    }
+    return proceed(req, reply, result, (msg) => renderTransaction(req, reply, { text: msg }, 403));
   });
 
   app.post('/signout', { preHandler: app.csrfProtection }, async (req, reply) => {

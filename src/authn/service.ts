@@ -304,6 +304,52 @@ export function createAuthnService(deps: AuthnDeps) {
     return user;
   }
 
+  const purposeOf = (row: TransactionRow): EmailLinkPurpose =>
+    row.flow === 'recovery_password'
+      ? 'recovery_password'
+      : row.flow === 'recovery_unlock'
+        ? 'recovery_unlock'
+        : 'activation';
+
+  /**
+   * The user proved control of the email and answered the question (or verified a factor):
+   * unlock completes here; password recovery moves on to PASSWORD_RESET.
+   */
+  async function completeRecoveryProof(
+    stateToken: string,
+    row: TransactionRow,
+    user: UserRow,
+    ctx: RequestContext,
+  ): Promise<AuthnResult> {
+    const now = clock();
+    return store.transaction(async (repos) => {
+      if (row.flow === 'recovery_unlock') {
+        if (
+          !row.email_token_hash ||
+          !(await repos.tokens.consumeEmailToken(row.email_token_hash, 'recovery_unlock', now))
+        ) {
+          return fail('INVALID_TOKEN', [], 'The recovery link is no longer valid.');
+        }
+        if (!(await repos.tokens.endTransaction(row.token_hash, now))) return fail('INVALID_TOKEN');
+        await repos.users.unlockUser(user.id, now);
+        await deps.notifier.accountUnlocked(repos, user, ctx);
+        await audit(repos, ctx, 'user.account.unlock', 'success', user.id, { via: 'self-service recovery' });
+        const fresh = (await repos.users.findUserById(user.id)) ?? user;
+        return { kind: 'unlocked', user: fresh };
+      }
+      const moved = await repos.tokens.advanceTransaction(
+        row.token_hash,
+        row.status,
+        { status: 'PASSWORD_RESET', expiresAt: now + ttl },
+        now,
+      );
+      if (!moved) return fail('INVALID_TOKEN');
+      await audit(repos, ctx, 'user.account.recovery.answer', 'success', user.id);
+      const updated = await repos.tokens.findTransaction(row.token_hash, now);
+      return updated ? view(repos, stateToken, updated) : fail('INVALID_TOKEN');
+    });
+  }
+
   return {
     /** `POST /api/v1/authn {username, password}`: the primary (password) step. */
     async primaryAuth(username: string, password: string, ctx: RequestContext): Promise<AuthnResult> {
@@ -394,10 +440,13 @@ export function createAuthnService(deps: AuthnDeps) {
       return view(store.repos, stateToken, row);
     },
 
-    /** `POST /api/v1/authn/credentials/reset_password` during activation. */
+    /**
+     * `POST /api/v1/authn/credentials/reset_password`: at activation (with the recovery question
+     * and answer) or after self-service password recovery (new password only).
+     */
     async resetPassword(
       stateToken: string,
-      input: { newPassword: string; recoveryQuestion: string; recoveryAnswer: string },
+      input: { newPassword: string; recoveryQuestion?: string | undefined; recoveryAnswer?: string | undefined },
       ctx: RequestContext,
     ): Promise<AuthnResult> {
       const row = await loadTransaction(stateToken);
@@ -405,6 +454,7 @@ export function createAuthnService(deps: AuthnDeps) {
       if (row.status !== 'PASSWORD_RESET') return fail('WRONG_STATE');
       const user = await store.repos.users.findUserById(row.user_id);
       if (!user) return fail('INVALID_TOKEN');
+      const activation = row.flow === 'activation';
       const problems = checkNewPassword(input.newPassword, {
         minLength: policy.passwordMinLength,
         maxLength: policy.passwordMaxLength,
@@ -416,31 +466,178 @@ export function createAuthnService(deps: AuthnDeps) {
           'PASSWORD_POLICY',
           problems.map((p) => p.message),
         );
-      const question = input.recoveryQuestion.trim();
-      const causes = checkRecoveryAnswer(input.recoveryAnswer, { password: input.newPassword }).map((p) => p.message);
-      if (question.length < 5) causes.unshift('Write a recovery question of at least 5 characters.');
-      if (causes.length) return fail('VALIDATION', causes);
+      const question = input.recoveryQuestion?.trim() ?? '';
+      const answer = input.recoveryAnswer ?? '';
+      if (activation) {
+        const causes = checkRecoveryAnswer(answer, { password: input.newPassword }).map((p) => p.message);
+        if (question.length < 5)
+          causes.unshift('recoveryQuestion: Write a recovery question of at least 5 characters.');
+        if (causes.length) return fail('VALIDATION', causes);
+      } else if (user.recovery_answer_hash && answer) {
+        // NIST 800-63B §5.1.1.2: the new secret must not be guessable from what the user told us.
+        if (normalizeRecoveryAnswer(input.newPassword).includes(normalizeRecoveryAnswer(answer))) {
+          return fail('PASSWORD_POLICY', ['Your password must not contain your recovery answer.']);
+        }
+      }
       const [passwordHash, answerHash] = await Promise.all([
         passwords.hash(input.newPassword),
-        passwords.hash(normalizeRecoveryAnswer(input.recoveryAnswer)),
+        activation ? passwords.hash(normalizeRecoveryAnswer(answer)) : Promise.resolve(null),
       ]);
       const now = clock();
+      const purpose: EmailLinkPurpose = activation ? 'activation' : 'recovery_password';
       return store.transaction(async (repos) => {
-        // The activation link is single-use: consumed here, atomically with the password it sets.
-        if (row.email_token_hash && !(await repos.tokens.consumeEmailToken(row.email_token_hash, 'activation', now))) {
-          return fail('INVALID_TOKEN', [], 'The activation token is no longer valid.');
+        // The emailed link is single-use: consumed here, atomically with the password it sets.
+        if (row.email_token_hash && !(await repos.tokens.consumeEmailToken(row.email_token_hash, purpose, now))) {
+          return fail(
+            'INVALID_TOKEN',
+            [],
+            activation ? 'The activation token is no longer valid.' : 'The recovery link is no longer valid.',
+          );
         }
         if (!(await repos.tokens.endTransaction(row.token_hash, now))) return fail('INVALID_TOKEN');
         await repos.users.setPassword(user.id, passwordHash, now);
-        await repos.users.setRecoveryQuestion(user.id, question, answerHash);
-        await repos.users.activateUser(user.id, now);
-        await audit(repos, ctx, 'user.lifecycle.activate', 'success', user.id);
+        if (activation && answerHash) {
+          await repos.users.setRecoveryQuestion(user.id, question, answerHash);
+          await repos.users.activateUser(user.id, now);
+          await audit(repos, ctx, 'user.lifecycle.activate', 'success', user.id);
+        } else {
+          // A reset password ends every other sign-in and session (OWASP ASVS 3.3.3) and unlocks.
+          await repos.users.unlockUser(user.id, now);
+          await repos.tokens.endUserTransactions(user.id, now);
+          await repos.tokens.revokeUserSessions(user.id, now);
+          await deps.notifier.passwordChanged(repos, user, ctx);
+          await audit(repos, ctx, 'user.account.reset_password', 'success', user.id, { via: 'self-service recovery' });
+        }
         await audit(repos, ctx, 'user.account.update_password', 'success', user.id);
         const fresh = (await repos.users.findUserById(user.id)) ?? user;
+        // TRAQS: a new password is never a sign-in by itself; the second factor still follows.
         return afterPrimary(repos, fresh, ['pwd'], null);
       });
     },
 
+    /**
+     * `POST /api/v1/authn/recovery/{password,unlock}`: emails a single-use link (8 hours) if the
+     * account can use it. The caller answers the same whether or not it exists (no enumeration);
+     * the work runs after the answer, so the response time does not tell either.
+     */
+    requestRecovery(username: string, kind: 'password' | 'unlock', ctx: RequestContext): { settled: Promise<void> } {
+      const settled = (async () => {
+        const user = await store.repos.users.findUserByLogin(username);
+        const purpose: EmailLinkPurpose = kind === 'password' ? 'recovery_password' : 'recovery_unlock';
+        const supportOnly =
+          !!user && user.lockout_count >= policy.lockoutsBeforeSupportUnlock && user.status === 'LOCKED_OUT';
+        const eligible =
+          !!user &&
+          user.auth_mode === 'local' &&
+          !!user.password_hash &&
+          !supportOnly &&
+          (kind === 'unlock'
+            ? user.status === 'LOCKED_OUT'
+            : ['ACTIVE', 'LOCKED_OUT', 'RECOVERY', 'PASSWORD_EXPIRED'].includes(user.status));
+        await store.transaction(async (repos) => {
+          if (!user || !eligible) {
+            await audit(repos, ctx, `user.account.recovery.${kind}`, 'denied', user?.id ?? null, {
+              reason: !user ? 'unknown user' : supportOnly ? 'support-only unlock' : `not eligible (${user.status})`,
+              username: username.slice(0, 254),
+            });
+            return;
+          }
+          const now = clock();
+          const link = await recoveryLink(repos, user.id, purpose, now);
+          await deps.notifier.recovery(repos, user, {
+            kind,
+            url: link.url,
+            expiresAt: link.expiresAt,
+            validHours: policy.recoveryLinkHours,
+          });
+          await audit(repos, ctx, `user.account.recovery.${kind}`, 'success', user.id, { step: 'email sent' });
+        });
+      })();
+      return { settled };
+    },
+
+    /** Describes a recovery link without using it (the GET page). */
+    async inspectRecoveryToken(
+      token: string,
+    ): Promise<{ state: 'valid' | 'expired' | 'used' | 'unknown'; kind?: 'password' | 'unlock' }> {
+      const row = await store.repos.tokens.findEmailToken(hashBearerSecret(token));
+      if (!row || (row.purpose !== 'recovery_password' && row.purpose !== 'recovery_unlock'))
+        return { state: 'unknown' };
+      const kind = row.purpose === 'recovery_password' ? 'password' : 'unlock';
+      if (row.consumed_at !== null) return { state: 'used', kind };
+      if (row.expires_at <= clock()) return { state: 'expired', kind };
+      return { state: 'valid', kind };
+    },
+
+    /**
+     * `POST /api/v1/authn/recovery/token {recoveryToken}`: starts the RECOVERY transaction (the
+     * question) or, under the factor policy, asks for an enrolled factor. The link is consumed
+     * when the recovery completes.
+     */
+    async startRecovery(token: string, ctx: RequestContext): Promise<AuthnResult> {
+      const hash = hashBearerSecret(token);
+      const row = await store.repos.tokens.findEmailToken(hash);
+      const now = clock();
+      const valid =
+        !!row &&
+        (row.purpose === 'recovery_password' || row.purpose === 'recovery_unlock') &&
+        row.consumed_at === null &&
+        row.expires_at > now;
+      const user = valid && row ? await store.repos.users.findUserById(row.user_id) : undefined;
+      if (!row || !valid || !user || user.auth_mode !== 'local') {
+        await store.transaction((repos) =>
+          audit(repos, ctx, 'user.account.recovery.token', 'failure', row?.user_id ?? null, {
+            reason: !row ? 'unknown token' : row.consumed_at ? 'token used' : 'token expired',
+          }),
+        );
+        return fail('INVALID_TOKEN', [], 'The recovery link is no longer valid.');
+      }
+      const flow: TransactionFlow = row.purpose === 'recovery_password' ? 'recovery_password' : 'recovery_unlock';
+      return store.transaction(async (repos) => {
+        if (policy.recoveryVerification === 'factor') {
+          const factors = await activeFactors(repos, user.id);
+          if (!factors.length) {
+            return fail('FORBIDDEN', [
+              'No sign-in method is enrolled to confirm it is you. Call technical support to recover the account.',
+            ]);
+          }
+          return startTransaction(repos, user, 'MFA_REQUIRED', ['email'], hash, flow);
+        }
+        if (!user.recovery_answer_hash) {
+          return fail('FORBIDDEN', ['No recovery question is set. Call technical support to recover the account.']);
+        }
+        return startTransaction(repos, user, 'RECOVERY', ['email'], hash, flow);
+      });
+    },
+
+    /** `POST /api/v1/authn/recovery/answer {stateToken, answer}`. */
+    async answerRecovery(stateToken: string, answer: string, ctx: RequestContext): Promise<AuthnResult> {
+      const row = await loadTransaction(stateToken);
+      if (!row) return fail('INVALID_TOKEN');
+      if (row.status !== 'RECOVERY') return fail('WRONG_STATE');
+      const user = await store.repos.users.findUserById(row.user_id);
+      if (!user?.recovery_answer_hash) return fail('INVALID_TOKEN');
+      const attempts = await store.repos.tokens.countTransactionAttempt(row.token_hash);
+      const maxAnswers = policy.maxFailedAttempts;
+      const check =
+        attempts <= maxAnswers
+          ? await passwords.verify(user.recovery_answer_hash, normalizeRecoveryAnswer(answer))
+          : { ok: false };
+      if (!check.ok) {
+        const now = clock();
+        await store.transaction(async (repos) => {
+          await audit(repos, ctx, 'user.account.recovery.answer', 'failure', user.id, { attempts });
+          if (attempts >= maxAnswers) {
+            // Too many wrong answers: this link is spent; a new one must be requested.
+            if (row.email_token_hash) await repos.tokens.consumeEmailToken(row.email_token_hash, purposeOf(row), now);
+            await repos.tokens.endTransaction(row.token_hash, now);
+          }
+        });
+        if (attempts >= maxAnswers) return fail('INVALID_TOKEN', [], 'Too many wrong answers. Request a new link.');
+        return fail('INVALID_PASSCODE', ['The answer does not match our records. Please try again.']);
+      }
+      return completeRecoveryProof(stateToken, row, user, ctx);
+    },
     /** `POST /api/v1/authn/factors {stateToken, factorType, provider}`: begin enrolling TOTP. */
     async enrollFactor(
       stateToken: string,
@@ -540,10 +737,17 @@ export function createAuthnService(deps: AuthnDeps) {
       }
       const user = await store.repos.users.findUserById(row.user_id);
       if (!user) return fail('INVALID_TOKEN');
-      const attempt = await reserveAttempt(user.id);
-      if (attempt === null) {
+      // A recovery transaction counts its own tries (the account may be locked already): the
+      // emailed link allows as many factor tries as the lockout limit, then it is spent.
+      const recovery = row.flow === 'recovery_password' || row.flow === 'recovery_unlock';
+      const attempt = recovery
+        ? await store.repos.tokens.countTransactionAttempt(row.token_hash)
+        : await reserveAttempt(user.id);
+      if (attempt === null || attempt > policy.maxFailedAttempts) {
         await store.repos.tokens.endTransaction(row.token_hash, clock());
-        return { kind: 'locked', user };
+        return recovery
+          ? fail('INVALID_TOKEN', [], 'Too many wrong codes. Request a new link.')
+          : { kind: 'locked', user };
       }
       const now = clock();
       const check = verifyTotp({
@@ -563,6 +767,18 @@ export function createAuthnService(deps: AuthnDeps) {
           : await store.repos.factors.markTotpStepUsed(factor.id, check.step, now));
       if (!accepted) {
         const reason = check.ok ? 'CODE_REUSED' : check.reason;
+        if (recovery) {
+          await store.transaction(async (repos) => {
+            await audit(repos, ctx, 'user.account.recovery.factor', 'failure', user.id, { reason, attempts: attempt });
+            if (attempt >= policy.maxFailedAttempts) {
+              if (row.email_token_hash) await repos.tokens.consumeEmailToken(row.email_token_hash, purposeOf(row), now);
+              await repos.tokens.endTransaction(row.token_hash, now);
+            }
+          });
+          if (attempt >= policy.maxFailedAttempts)
+            return fail('INVALID_TOKEN', [], 'Too many wrong codes. Request a new link.');
+          return fail('INVALID_PASSCODE', ["Your passcode doesn't match our records. Please try again."]);
+        }
         const locked = await failedAttempt(user.id, attempt, ctx, action, { factor: factor.factor_type, reason });
         if (locked) return { kind: 'locked', user };
         return fail('INVALID_PASSCODE', [
@@ -570,6 +786,10 @@ export function createAuthnService(deps: AuthnDeps) {
             ? 'This code was already used. Wait for the next code and try again.'
             : "Your passcode doesn't match our records. Please try again.",
         ]);
+      }
+      if (recovery) {
+        // Recovery under the factor policy: the verified factor stands in for the question.
+        return completeRecoveryProof(stateToken, row, user, ctx);
       }
       await store.repos.users.releaseAttempt(user.id);
       const amr = [...new Set([...(JSON.parse(row.amr) as string[]), 'otp', 'mfa'])];

@@ -29,6 +29,9 @@ export function SignInPage(props: { ctx: PageContext; username?: string; error?:
           <Field name="password" label="Password" type="password" autocomplete="current-password" maxLength={1024} />
           <button type="submit">Sign in</button>
         </form>
+        <p class="links">
+          <a href="/signin/forgot-password">Forgot password?</a> · <a href="/signin/unlock">Unlock account?</a>
+        </p>
       </div>
     </Layout>
   );
@@ -53,8 +56,33 @@ export function ActivatePage(props: { ctx: PageContext; token: string }) {
   );
 }
 
-export function LinkInvalidPage(props: { ctx: PageContext; reason: 'expired' | 'used' | 'unknown' }) {
+export function LinkInvalidPage(props: {
+  ctx: PageContext;
+  reason: 'expired' | 'used' | 'unknown';
+  kind?: 'activation' | 'recovery';
+}) {
   const c = props.ctx.contacts;
+  if (props.kind === 'recovery') {
+    return (
+      <Layout ctx={props.ctx} title="Link no longer valid">
+        <div class="card">
+          <h1>This link is no longer valid</h1>
+          <p class="alert" role="alert">
+            {props.reason === 'expired'
+              ? 'Unlock and password-reset links expire 8 hours after they are sent.'
+              : props.reason === 'used'
+                ? 'This link has already been used.'
+                : 'This link is not valid.'}
+          </p>
+          <p>
+            Request a new one: <a href="/signin/forgot-password">Forgot password?</a> or{' '}
+            <a href="/signin/unlock">Unlock account?</a> A locked account also unlocks by itself after 15 minutes. If
+            you do not know your recovery answer, call {c.techSupportName} at {c.techSupportPhone}.
+          </p>
+        </div>
+      </Layout>
+    );
+  }
   return (
     <Layout ctx={props.ctx} title="Link no longer valid">
       <div class="card">
@@ -80,6 +108,8 @@ export function PasswordSetupPage(props: {
   ctx: PageContext;
   user: UserRow;
   minLength: number;
+  /** Activation asks for the recovery question too; password recovery does not. */
+  mode?: 'activation' | 'recovery';
   errors?: { password?: string; question?: string; answer?: string; form?: string };
   question?: string;
 }) {
@@ -87,7 +117,7 @@ export function PasswordSetupPage(props: {
   return (
     <Layout ctx={props.ctx} title="Set your password">
       <div class="card">
-        <h1>Set your password</h1>
+        <h1>{props.mode === 'recovery' ? 'Choose a new password' : 'Set your password'}</h1>
         <p>
           Account: <strong>{props.user.login}</strong>
         </p>
@@ -109,24 +139,28 @@ export function PasswordSetupPage(props: {
             error={e.password}
             maxLength={1024}
           />
-          <h2>Recovery question</h2>
-          <p class="hint">Used to confirm it is you if you forget your password or your account is locked.</p>
-          <Field
-            name="recoveryQuestion"
-            label="Question"
-            autocomplete="off"
-            value={props.question ?? ''}
-            error={e.question}
-            maxLength={200}
-          />
-          <Field
-            name="recoveryAnswer"
-            label="Answer"
-            type="password"
-            autocomplete="off"
-            error={e.answer}
-            maxLength={200}
-          />
+          {props.mode === 'recovery' ? null : (
+            <>
+              <h2>Recovery question</h2>
+              <p class="hint">Used to confirm it is you if you forget your password or your account is locked.</p>
+              <Field
+                name="recoveryQuestion"
+                label="Question"
+                autocomplete="off"
+                value={props.question ?? ''}
+                error={e.question}
+                maxLength={200}
+              />
+              <Field
+                name="recoveryAnswer"
+                label="Answer"
+                type="password"
+                autocomplete="off"
+                error={e.answer}
+                maxLength={200}
+              />
+            </>
+          )}
           <button type="submit">Continue</button>
         </form>
       </div>
@@ -296,5 +330,131 @@ function PassCodeField({ error }: { error?: string | undefined }) {
       maxLength={7}
       error={error}
     />
+  );
+}
+
+/** "Forgot password?" and "Unlock account?": the username, then the same answer for everyone. */
+export function RecoveryRequestPage(props: {
+  ctx: PageContext;
+  kind: 'password' | 'unlock';
+  sent?: boolean;
+  error?: string;
+}) {
+  const title = props.kind === 'password' ? 'Reset your password' : 'Unlock your account';
+  return (
+    <Layout ctx={props.ctx} title={title}>
+      <div class="card">
+        <h1>{title}</h1>
+        {props.sent ? (
+          <>
+            <p class="success" role="status">
+              If an account with that username can be {props.kind === 'password' ? 'reset' : 'unlocked'}, we have sent
+              it an email with a link. The link works once and is valid for 8 hours.
+            </p>
+            <p>
+              Open the link, answer your recovery question, and{' '}
+              {props.kind === 'password' ? 'choose a new password.' : 'your account is unlocked.'} Did not get the
+              email? Check your spam folder, or call {props.ctx.contacts.techSupportName} at{' '}
+              {props.ctx.contacts.techSupportPhone}.
+            </p>
+          </>
+        ) : (
+          <form
+            method="post"
+            action={props.kind === 'password' ? '/signin/forgot-password' : '/signin/unlock'}
+            novalidate
+          >
+            <Csrf ctx={props.ctx} />
+            <p>
+              Enter your username. We will email you a link to{' '}
+              {props.kind === 'password' ? 'reset your password' : 'unlock your account'}.
+            </p>
+            <Field
+              name="username"
+              label="Username (your email address)"
+              type="email"
+              autocomplete="username"
+              maxLength={254}
+              error={props.error}
+            />
+            <button type="submit">Send the email</button>
+          </form>
+        )}
+        <p class="links">
+          <a href="/signin">Back to sign in</a>
+        </p>
+      </div>
+    </Layout>
+  );
+}
+
+/** Opening an emailed recovery link: a button, so mail scanners that follow links cannot use it. */
+export function RecoverPage(props: { ctx: PageContext; token: string; kind: 'password' | 'unlock' }) {
+  const title = props.kind === 'password' ? 'Reset your password' : 'Unlock your account';
+  return (
+    <Layout ctx={props.ctx} title={title}>
+      <div class="card">
+        <h1>{title}</h1>
+        <p>To continue, confirm it is you.</p>
+        <form method="post" action="/recover">
+          <Csrf ctx={props.ctx} />
+          <input type="hidden" name="token" value={props.token} />
+          <button type="submit">Continue</button>
+        </form>
+      </div>
+    </Layout>
+  );
+}
+
+export function RecoveryQuestionPage(props: {
+  ctx: PageContext;
+  user: UserRow;
+  question: string;
+  kind: 'password' | 'unlock';
+  error?: string | undefined;
+}) {
+  return (
+    <Layout ctx={props.ctx} title="Answer your recovery question">
+      <div class="card">
+        <h1>Answer your recovery question</h1>
+        <p>
+          Account: <strong>{props.user.login}</strong>
+        </p>
+        <form method="post" action="/signin/recovery-answer" novalidate>
+          <Csrf ctx={props.ctx} />
+          <p>
+            <strong id="recovery-question">{props.question}</strong>
+          </p>
+          <Field
+            name="answer"
+            label="Your answer"
+            type="password"
+            autocomplete="off"
+            maxLength={200}
+            error={props.error}
+          />
+          <button type="submit">{props.kind === 'password' ? 'Continue' : 'Unlock account'}</button>
+        </form>
+        <CancelForm ctx={props.ctx} />
+      </div>
+    </Layout>
+  );
+}
+
+export function UnlockedPage(props: { ctx: PageContext; user: UserRow }) {
+  return (
+    <Layout ctx={props.ctx} title="Account unlocked">
+      <div class="card">
+        <h1>Your account is unlocked</h1>
+        <p class="success" role="status">
+          {props.user.login} is unlocked. Sign in with your password and your second factor.
+        </p>
+        <p>
+          <a class="button" href="/signin">
+            Sign in
+          </a>
+        </p>
+      </div>
+    </Layout>
   );
 }
