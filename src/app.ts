@@ -18,6 +18,8 @@ import { createNotifier } from './mail/notifications.ts';
 import { createConsoleTransport, createSmtpTransport, type MailTransport } from './mail/transport.ts';
 import { createMailWorker, type MailWorker } from './mail/worker.ts';
 import { registerHome } from './profile/home.tsx';
+import { registerReportPages } from './reports/routes.tsx';
+import { createReportService } from './reports/service.ts';
 import type { PageContext } from './web/layout.tsx';
 import { BODY_LIMIT, setupWeb } from './web/setup.ts';
 
@@ -56,7 +58,8 @@ export async function openEnvironment(
   }
   const passwords = createPasswordHasher(config.argon2);
   const emailContext = { environment, contacts: config.contacts };
-  const notifier = createNotifier(emailContext, clock);
+  const reports = createReportService({ store, environment, clock, random });
+  const notifier = createNotifier(emailContext, clock, reports.link);
   const authn = createAuthnService({
     store,
     config,
@@ -96,6 +99,7 @@ export async function openEnvironment(
     keys,
     passwords,
     notifier,
+    reports,
     authn,
     sessions,
     accounts,
@@ -154,6 +158,7 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
     page,
   });
   registerHome(app, { store: rt.store, sessions: rt.sessions, sidCookie: `${prefix}_sid`, page });
+  registerReportPages(app, { reports: rt.reports, page });
   if (environment.kind === 'test') registerDevMailbox(app, { store: rt.store, page });
   return app;
 }

@@ -30,6 +30,8 @@ function newUser(firmId: string, overrides: Partial<NewUser> = {}): NewUser {
     first_name: 'Ada',
     last_name: 'Lovelace',
     mobile_phone: null,
+    primary_phone: null,
+    preferences: '{}',
     status: 'ACTIVE',
     auth_mode: 'local',
     password_hash: null,
@@ -129,6 +131,7 @@ function newSession(userId: string, overrides: Partial<SessionRow> = {}): Sessio
     ip: '192.0.2.1',
     user_agent: 'vitest',
     amr: '["pwd","otp"]',
+    verified_at: NOW,
     revoked_at: null,
     ...overrides,
   };

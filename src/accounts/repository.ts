@@ -140,6 +140,24 @@ export function createUserRepository(db: Kysely<Database>) {
         .where('id', '=', id)
         .execute();
     },
+    /** The contact details a user may edit themselves (not name, username or firm). */
+    async updateContactDetails(
+      id: string,
+      contact: { mobilePhone: string | null; primaryPhone: string | null },
+    ): Promise<void> {
+      await db
+        .updateTable('users')
+        .set({ mobile_phone: contact.mobilePhone, primary_phone: contact.primaryPhone })
+        .where('id', '=', id)
+        .execute();
+    },
+    async setPreferences(id: string, preferences: Record<string, unknown>): Promise<void> {
+      await db
+        .updateTable('users')
+        .set({ preferences: JSON.stringify(preferences) })
+        .where('id', '=', id)
+        .execute();
+    },
     async grantRole(userId: string, role: Role): Promise<void> {
       await db
         .insertInto('user_roles')

@@ -134,6 +134,8 @@ export function createAccountService(deps: {
         first_name: first,
         last_name: last,
         mobile_phone: null,
+        primary_phone: null,
+        preferences: '{}',
         status: 'PROVISIONED',
         auth_mode: 'local',
         password_hash: null,

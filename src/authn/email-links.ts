@@ -2,7 +2,7 @@ import type { Repositories } from '../db/store.ts';
 import { createBearerSecret, hashBearerSecret, type RandomBytes } from '../lib/tokens.ts';
 
 /** The purposes of emailed links; a token of one purpose is never accepted for another. */
-export type EmailLinkPurpose = 'activation' | 'recovery_password' | 'recovery_unlock';
+export type EmailLinkPurpose = 'activation' | 'recovery_password' | 'recovery_unlock' | 'report';
 
 /**
  * Creates a single-use emailed link: a 256-bit secret in the URL, only its SHA-256 stored.
@@ -17,11 +17,13 @@ export async function issueEmailLink(
     now: number;
     random: RandomBytes;
     url: (token: string) => string;
+    /** Keep earlier links of this purpose working (each notification has its own report link). */
+    keepEarlier?: boolean;
   },
 ): Promise<{ url: string; expiresAt: number }> {
   const token = createBearerSecret(input.random);
   const expiresAt = input.now + input.ttlMs;
-  await repos.tokens.revokeEmailTokens(input.userId, input.purpose, input.now);
+  if (!input.keepEarlier) await repos.tokens.revokeEmailTokens(input.userId, input.purpose, input.now);
   await repos.tokens.createEmailToken({
     token_hash: hashBearerSecret(token),
     user_id: input.userId,

@@ -34,6 +34,8 @@ export function createSessionManager(store: Store, policy: SessionPolicy, clock:
         ip: ctx.ip,
         user_agent: ctx.userAgent?.slice(0, 512) ?? null,
         amr: JSON.stringify(amr),
+        // Signing in verified a factor just now (re-verification window, issue: 5 minutes).
+        verified_at: now,
         revoked_at: null,
       };
       await store.repos.tokens.createSession(row);
@@ -51,6 +53,10 @@ export function createSessionManager(store: Store, policy: SessionPolicy, clock:
         await store.repos.tokens.touchSession(hash, now, Math.min(now + idleMs, row.absolute_expires_at));
       }
       return row;
+    },
+    /** Records that the user just verified a factor in this session (step-up for sensitive changes). */
+    async markVerified(id: string): Promise<void> {
+      await store.repos.tokens.markSessionVerified(hashBearerSecret(id), clock());
     },
     async end(id: string | undefined): Promise<void> {
       if (id && id.length <= 100) await store.repos.tokens.revokeSession(hashBearerSecret(id), clock());

@@ -150,6 +150,10 @@ export function createTokenRepository(db: Kysely<Database>) {
         .where('id_hash', '=', hash)
         .execute();
     },
+    /** Records a factor verification in a session (re-verification before sensitive changes). */
+    async markSessionVerified(hash: string, now: number): Promise<void> {
+      await db.updateTable('sessions').set({ verified_at: now }).where('id_hash', '=', hash).execute();
+    },
     async revokeSession(hash: string, now: number): Promise<void> {
       await db
         .updateTable('sessions')

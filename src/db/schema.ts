@@ -16,6 +16,9 @@ export interface UsersTable {
   first_name: string;
   last_name: string;
   mobile_phone: string | null;
+  primary_phone: string | null;
+  /** User preferences, JSON (e.g. `{"autoPush": true}`). */
+  preferences: string;
   status: string;
   auth_mode: string;
   password_hash: string | null;
@@ -79,7 +82,35 @@ export interface SessionsTable {
   ip: string | null;
   user_agent: string | null;
   amr: string;
+  /** Last time the user verified a factor in this session (sign-in counts); for re-verification. */
+  verified_at: number;
   revoked_at: number | null;
+}
+
+/** Browsers (or API clients) a user has signed in from, for "new sign-in" notices. */
+export interface KnownDevicesTable {
+  user_id: string;
+  device_hash: string;
+  first_seen_at: number;
+  last_seen_at: number;
+  user_agent: string | null;
+  ip: string | null;
+}
+
+/** "This wasn't me" reports, for Operations to handle. */
+export interface SuspiciousReportsTable {
+  id: string;
+  user_id: string;
+  created_at: number;
+  /** The notification the report came from (template name). */
+  source: string;
+  details: string;
+  ip: string | null;
+  user_agent: string | null;
+  status: string;
+  closed_at: number | null;
+  closed_by: string | null;
+  note: string | null;
 }
 
 export interface AuthnTransactionsTable {
@@ -159,4 +190,6 @@ export interface Database {
   outbox: OutboxTable;
   audit_events: AuditEventsTable;
   settings: SettingsTable;
+  known_devices: KnownDevicesTable;
+  suspicious_reports: SuspiciousReportsTable;
 }

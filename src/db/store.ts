@@ -5,6 +5,7 @@ import { createFactorRepository } from '../authn/factors/repository.ts';
 import { createTokenRepository } from '../authn/token-repository.ts';
 import { createFirmRepository } from '../firms/repository.ts';
 import { createOutboxRepository } from '../mail/repository.ts';
+import { createReportRepository } from '../reports/repository.ts';
 import type { Db, Dialect } from './database.ts';
 import type { Database } from './schema.ts';
 import { createSettingsRepository } from './settings-repository.ts';
@@ -18,6 +19,7 @@ function createRepositories(db: Kysely<Database>, dialect: Dialect) {
     outbox: createOutboxRepository(db, dialect),
     audit: createAuditRepository(db),
     settings: createSettingsRepository(db),
+    reports: createReportRepository(db),
   };
 }
 export type Repositories = ReturnType<typeof createRepositories>;

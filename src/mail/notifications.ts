@@ -10,12 +10,18 @@ import { type EmailContext, renderEmail } from './templates.ts';
  * The emails that state changes trigger. Each writes to the outbox through the caller's
  * transaction, so the mail exists exactly when the change committed.
  */
-export function createNotifier(ctx: EmailContext, clock: Clock) {
-  const activity = (user: UserRow, req: RequestContext) => ({
+export function createNotifier(
+  ctx: EmailContext,
+  clock: Clock,
+  /** Issues the "this wasn't me" link an account-activity email carries. */
+  reportLink?: (repos: Repositories, userId: string, source: string) => Promise<string>,
+) {
+  const activity = async (repos: Repositories, user: UserRow, req: RequestContext, source: string) => ({
     firstName: user.first_name,
     at: clock(),
     ip: req.ip ?? 'unknown',
     browser: req.userAgent ?? 'unknown',
+    ...(reportLink ? { reportUrl: await reportLink(repos, user.id, source) } : {}),
   });
   const notifier = {
     async enrollment(
@@ -42,7 +48,11 @@ export function createNotifier(ctx: EmailContext, clock: Clock) {
         to: user.email,
         template: 'factorEnrolled',
         userId: user.id,
-        rendered: renderEmail('factorEnrolled', { ...activity(user, req), method: factor.name }, ctx),
+        rendered: renderEmail(
+          'factorEnrolled',
+          { ...(await activity(repos, user, req, 'factorEnrolled')), method: factor.name },
+          ctx,
+        ),
         now: clock(),
       });
     },
@@ -51,7 +61,7 @@ export function createNotifier(ctx: EmailContext, clock: Clock) {
         to: user.email,
         template: 'passwordChanged',
         userId: user.id,
-        rendered: renderEmail('passwordChanged', activity(user, req), ctx),
+        rendered: renderEmail('passwordChanged', await activity(repos, user, req, 'passwordChanged'), ctx),
         now: clock(),
       });
     },
@@ -65,7 +75,11 @@ export function createNotifier(ctx: EmailContext, clock: Clock) {
         to: user.email,
         template: 'accountLocked',
         userId: user.id,
-        rendered: renderEmail('accountLocked', { ...activity(user, req), ...options }, ctx),
+        rendered: renderEmail(
+          'accountLocked',
+          { ...(await activity(repos, user, req, 'accountLocked')), ...options },
+          ctx,
+        ),
         now: clock(),
       });
     },
@@ -87,7 +101,38 @@ export function createNotifier(ctx: EmailContext, clock: Clock) {
         to: user.email,
         template: 'accountUnlocked',
         userId: user.id,
-        rendered: renderEmail('accountUnlocked', activity(user, req), ctx),
+        rendered: renderEmail('accountUnlocked', await activity(repos, user, req, 'accountUnlocked'), ctx),
+        now: clock(),
+      });
+    },
+    async factorRemoved(repos: Repositories, user: UserRow, method: string, req: RequestContext): Promise<void> {
+      await queueEmail(repos, {
+        to: user.email,
+        template: 'factorRemoved',
+        userId: user.id,
+        rendered: renderEmail('factorRemoved', { ...(await activity(repos, user, req, 'factorRemoved')), method }, ctx),
+        now: clock(),
+      });
+    },
+    async recoveryQuestionChanged(repos: Repositories, user: UserRow, req: RequestContext): Promise<void> {
+      await queueEmail(repos, {
+        to: user.email,
+        template: 'recoveryQuestionChanged',
+        userId: user.id,
+        rendered: renderEmail(
+          'recoveryQuestionChanged',
+          await activity(repos, user, req, 'recoveryQuestionChanged'),
+          ctx,
+        ),
+        now: clock(),
+      });
+    },
+    async newSignIn(repos: Repositories, user: UserRow, method: string, req: RequestContext): Promise<void> {
+      await queueEmail(repos, {
+        to: user.email,
+        template: 'newSignIn',
+        userId: user.id,
+        rendered: renderEmail('newSignIn', { ...(await activity(repos, user, req, 'newSignIn')), method }, ctx),
         now: clock(),
       });
     },

@@ -23,6 +23,8 @@ export interface AccountActivity {
   ip: string;
   /** The browser or client, usually the User-Agent header as received. */
   browser: string;
+  /** Single-use "this wasn't me" link (7 days) that files a suspicious-activity report. */
+  reportUrl?: string;
 }
 
 /** The data of each template, by name. */
@@ -63,6 +65,12 @@ export interface TemplateData {
   };
   /** Account-activity notice: the account was unlocked through self-service recovery. */
   accountUnlocked: AccountActivity;
+  /** Account-activity notice: a sign-in method was removed. */
+  factorRemoved: AccountActivity & { method: string };
+  /** Account-activity notice: the recovery question was changed. */
+  recoveryQuestionChanged: AccountActivity;
+  /** Account-activity notice: a sign-in from a browser not seen before for this user. */
+  newSignIn: AccountActivity & { method: string };
 }
 
 export type TemplateName = keyof TemplateData;
@@ -75,6 +83,9 @@ export const templateNames: readonly TemplateName[] = [
   'accountLocked',
   'recovery',
   'accountUnlocked',
+  'factorRemoved',
+  'recoveryQuestionChanged',
+  'newSignIn',
 ];
 
 /**
@@ -152,7 +163,7 @@ const templates: { [K in TemplateName]: Template<K> } = {
       { kind: 'paragraph', text: greeting(data.firstName) },
       { kind: 'paragraph', text: 'A new sign-in method was added to your account.' },
       { kind: 'facts', rows: [['Method', inline(data.method)], ...activityRows(data, ctx)] },
-      ...ifNotYou(ctx),
+      ...ifNotYou(ctx, data.reportUrl),
     ],
   }),
   passwordChanged: (data, ctx) => ({
@@ -162,7 +173,7 @@ const templates: { [K in TemplateName]: Template<K> } = {
       { kind: 'paragraph', text: greeting(data.firstName) },
       { kind: 'paragraph', text: 'The password of your account was changed.' },
       { kind: 'facts', rows: activityRows(data, ctx) },
-      ...ifNotYou(ctx),
+      ...ifNotYou(ctx, data.reportUrl),
     ],
   }),
   accountLocked: (data, ctx) => {
@@ -195,7 +206,7 @@ const templates: { [K in TemplateName]: Template<K> } = {
         text: `The account was locked many times in a row, so it will not unlock by itself. Call ${inline(c.techSupportName)} at ${inline(c.techSupportPhone)} to unlock it.`,
       });
     }
-    blocks.push(...ifNotYou(ctx));
+    blocks.push(...ifNotYou(ctx, data.reportUrl));
     return { subject: `Your ${PRODUCT} account is locked`, heading: 'Your account is locked', blocks };
   },
   recovery: (data, ctx) => {
@@ -226,6 +237,36 @@ const templates: { [K in TemplateName]: Template<K> } = {
       ],
     };
   },
+  factorRemoved: (data, ctx) => ({
+    subject: `A sign-in method was removed from your ${PRODUCT} account`,
+    heading: 'A sign-in method was removed',
+    blocks: [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      { kind: 'paragraph', text: 'A sign-in method was removed from your account.' },
+      { kind: 'facts', rows: [['Method', inline(data.method)], ...activityRows(data, ctx)] },
+      ...ifNotYou(ctx, data.reportUrl),
+    ],
+  }),
+  recoveryQuestionChanged: (data, ctx) => ({
+    subject: `Your ${PRODUCT} recovery question was changed`,
+    heading: 'Your recovery question was changed',
+    blocks: [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      { kind: 'paragraph', text: 'The recovery question of your account was changed.' },
+      { kind: 'facts', rows: activityRows(data, ctx) },
+      ...ifNotYou(ctx, data.reportUrl),
+    ],
+  }),
+  newSignIn: (data, ctx) => ({
+    subject: `New sign-in to your ${PRODUCT} account`,
+    heading: 'New sign-in from a browser we have not seen before',
+    blocks: [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      { kind: 'paragraph', text: 'Your account was used to sign in from a browser or device we have not seen before.' },
+      { kind: 'facts', rows: [['Verified with', inline(data.method)], ...activityRows(data, ctx)] },
+      ...ifNotYou(ctx, data.reportUrl),
+    ],
+  }),
   accountUnlocked: (data, ctx) => ({
     subject: `Your ${PRODUCT} account was unlocked`,
     heading: 'Your account was unlocked',
@@ -233,7 +274,7 @@ const templates: { [K in TemplateName]: Template<K> } = {
       { kind: 'paragraph', text: greeting(data.firstName) },
       { kind: 'paragraph', text: 'Your account was unlocked with the link we emailed and your recovery question.' },
       { kind: 'facts', rows: activityRows(data, ctx) },
-      ...ifNotYou(ctx),
+      ...ifNotYou(ctx, data.reportUrl),
     ],
   }),
 };
@@ -251,10 +292,20 @@ function activityRows(data: AccountActivity, ctx: EmailContext): [string, string
   ];
 }
 
-function ifNotYou(ctx: EmailContext): Block[] {
+function ifNotYou(ctx: EmailContext, reportUrl?: string): Block[] {
   const c = ctx.contacts;
+  const report: Block[] = reportUrl
+    ? [
+        {
+          kind: 'paragraph',
+          text: "If this wasn't you, report it now: we sign you out everywhere and Operations looks into it.",
+        },
+        { kind: 'action', label: "This wasn't me", url: safeUrl(reportUrl) },
+      ]
+    : [];
   return [
     { kind: 'paragraph', text: 'If this was you, there is nothing more to do.' },
+    ...report,
     {
       kind: 'paragraph',
       text: `If this wasn't you, someone else may have access to your account: contact ${inline(c.operationsName)} right away at ${inline(c.operationsPhone)} or ${inline(c.operationsEmail)}.`,

@@ -43,6 +43,15 @@ export function createFactorRepository(db: Kysely<Database>) {
         .executeTakeFirst();
       return Number(r.numUpdatedRows) === 1;
     },
+    /** Removes one enrolled factor (a lost device); false if the user has no such factor. */
+    async deleteFactor(userId: string, factorId: string): Promise<boolean> {
+      const r = await db
+        .deleteFrom('factors')
+        .where('id', '=', factorId)
+        .where('user_id', '=', userId)
+        .executeTakeFirst();
+      return Number(r.numDeletedRows) === 1;
+    },
     /** Drops enrollments that were started but never confirmed. */
     async deletePendingFactors(userId: string): Promise<void> {
       await db.deleteFrom('factors').where('user_id', '=', userId).where('status', '=', 'PENDING_ACTIVATION').execute();

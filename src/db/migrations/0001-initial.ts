@@ -27,6 +27,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('first_name', 'varchar(100)', (c) => c.notNull())
     .addColumn('last_name', 'varchar(100)', (c) => c.notNull())
     .addColumn('mobile_phone', 'varchar(40)')
+    .addColumn('primary_phone', 'varchar(40)')
+    .addColumn('preferences', 'text', (c) => c.notNull().defaultTo('{}'))
     .addColumn('status', 'varchar(20)', (c) => c.notNull())
     .addColumn('auth_mode', 'varchar(20)', (c) => c.notNull().defaultTo('local'))
     .addColumn('password_hash', 'varchar(200)')
@@ -97,6 +99,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('ip', 'varchar(64)')
     .addColumn('user_agent', 'varchar(512)')
     .addColumn('amr', 'varchar(200)', (c) => c.notNull())
+    .addColumn('verified_at', 'bigint', (c) => c.notNull())
     .addColumn('revoked_at', 'bigint')
     .execute();
   await db.schema.createIndex('sessions_user').on('sessions').column('user_id').execute();
@@ -163,6 +166,37 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.createIndex('audit_events_actor').on('audit_events').columns(['actor_id', 'at']).execute();
 
   await db.schema
+    .createTable('known_devices')
+    .addColumn('user_id', 'varchar(32)', (c) => c.notNull().references('users.id').onDelete('cascade'))
+    .addColumn('device_hash', 'varchar(64)', (c) => c.notNull())
+    .addColumn('first_seen_at', 'bigint', (c) => c.notNull())
+    .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
+    .addColumn('user_agent', 'varchar(512)')
+    .addColumn('ip', 'varchar(64)')
+    .addPrimaryKeyConstraint('known_devices_pk', ['user_id', 'device_hash'])
+    .execute();
+
+  await db.schema
+    .createTable('suspicious_reports')
+    .addColumn('id', 'varchar(32)', (c) => c.primaryKey())
+    .addColumn('user_id', 'varchar(32)', (c) => c.notNull().references('users.id').onDelete('cascade'))
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('source', 'varchar(60)', (c) => c.notNull())
+    .addColumn('details', 'text', (c) => c.notNull())
+    .addColumn('ip', 'varchar(64)')
+    .addColumn('user_agent', 'varchar(512)')
+    .addColumn('status', 'varchar(20)', (c) => c.notNull())
+    .addColumn('closed_at', 'bigint')
+    .addColumn('closed_by', 'varchar(32)')
+    .addColumn('note', 'text')
+    .execute();
+  await db.schema
+    .createIndex('suspicious_reports_status')
+    .on('suspicious_reports')
+    .columns(['status', 'created_at'])
+    .execute();
+
+  await db.schema
     .createTable('settings')
     .addColumn('key', 'varchar(100)', (c) => c.primaryKey())
     .addColumn('value', 'text', (c) => c.notNull())
@@ -172,6 +206,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 export async function down(db: Kysely<unknown>): Promise<void> {
   for (const t of [
     'settings',
+    'suspicious_reports',
+    'known_devices',
     'audit_events',
     'outbox',
     'one_time_tokens',
