@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import { z } from 'zod';
+import { createBearerSecret } from '../lib/tokens.ts';
 import type { PageContext } from '../web/layout.tsx';
 import { renderHtml } from '../web/render.ts';
 import { requestContext } from '../web/validate.ts';
@@ -50,6 +51,21 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
   const txnCookie = `${deps.cookiePrefix}_txn`;
   const sidCookie = `${deps.cookiePrefix}_sid`;
   const cookieBase = { path: '/', httpOnly: true, secure: deps.secureCookies } as const;
+
+  const deviceCookie = `${deps.cookiePrefix}_device`;
+  /**
+   * The request context with this browser's device id: a random id in a long-lived cookie, so a
+   * sign-in from a browser the user has not used before can be told apart (and notified).
+   */
+  const deviceContext = (req: FastifyRequest, reply: FastifyReply) => {
+    let deviceId = req.cookies[deviceCookie];
+    if (!deviceId || !/^[A-Za-z0-9_-]{43}$/.test(deviceId)) {
+      deviceId = createBearerSecret();
+      // 400 days: the longest lifetime browsers keep a cookie (RFC 6265bis).
+      reply.setCookie(deviceCookie, deviceId, { ...cookieBase, sameSite: 'lax', maxAge: 400 * 86_400 });
+    }
+    return { ...requestContext(req), deviceId };
+  };
 
   const pageCtx = (reply: FastifyReply): PageContext => ({ ...deps.page(), csrfToken: reply.generateCsrf() });
   const html = (reply: FastifyReply, node: Parameters<typeof renderHtml>[0], status = 200) =>
@@ -272,7 +288,7 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
       body?.factorId ?? '',
       body?.passCode ?? '',
       'activate',
-      requestContext(req),
+      deviceContext(req, reply),
     );
     return proceed(req, reply, result, (msg) => renderTransaction(req, reply, { text: msg }, 403));
   });
@@ -284,7 +300,7 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
       body?.factorId ?? '',
       body?.passCode ?? '',
       'verify',
-      requestContext(req),
+      deviceContext(req, reply),
     );
     return proceed(req, reply, result, (msg) =>
       renderTransaction(req, reply, { text: msg, ...(body?.factorId ? { chosen: body.factorId } : {}) }, 403),

@@ -30,6 +30,11 @@ export const ENROLLABLE_FACTORS = [
 export interface RequestContext {
   ip: string | null;
   userAgent: string | null;
+  /**
+   * A stable id of the browser (our device cookie) or API client (Okta's `context.deviceToken`),
+   * for "new sign-in" notices; the user agent stands in when there is none.
+   */
+  deviceId?: string | undefined;
 }
 
 export interface AuthnDeps {
@@ -210,6 +215,16 @@ export function createAuthnService(deps: AuthnDeps) {
   ): Promise<AuthnResult> {
     const now = clock();
     if (!(await repos.tokens.endTransaction(txnHash, now))) return fail('INVALID_TOKEN');
+    // DESIGN, "notifications": email on a sign-in from a device this user has not used before.
+    // The first sign-in of all (activation) is not news to anyone.
+    const device = ctx.deviceId ?? `ua:${ctx.userAgent ?? 'unknown'}`;
+    const newDevice = await repos.reports.recordDevice(user.id, hashBearerSecret(device), now, ctx.userAgent, ctx.ip);
+    if (newDevice && user.last_login_at !== null) {
+      const factors = factorType ? await repos.factors.listFactors(user.id) : [];
+      const method =
+        factors.find((f) => `${f.factor_type}:${f.provider}` === factorType)?.name ?? factorType ?? 'password';
+      await deps.notifier.newSignIn(repos, user, method, ctx);
+    }
     await repos.users.recordSuccessfulSignIn(user.id, factorType, now);
     const sessionToken = createBearerSecret(random);
     await repos.tokens.createOneTimeToken({
