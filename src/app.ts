@@ -133,7 +133,13 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
     contacts: config.contacts,
     serviceName: 'TRAQS MFA Profile',
   });
-  await setupWeb(app, { cookiePrefix: prefix, secureCookies, cookieSecret: rt.keys.cookieSecret, page });
+  await setupWeb(app, {
+    cookiePrefix: prefix,
+    secureCookies,
+    cookieSecret: rt.keys.cookieSecret,
+    postsPerMinutePerIp: config.policy.authRequestsPerMinutePerIp,
+    page,
+  });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {

@@ -4,6 +4,7 @@ import fastifyCookie from '@fastify/cookie';
 import fastifyCsrf from '@fastify/csrf-protection';
 import fastifyFormbody from '@fastify/formbody';
 import fastifyHelmet from '@fastify/helmet';
+import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { h } from 'preact';
@@ -22,6 +23,8 @@ export interface WebSetup {
   /** Secure cookies whenever the public URL is https (NIST 800-63B §7.1.1). */
   secureCookies: boolean;
   cookieSecret: string;
+  /** POST requests (sign-in, codes, recovery, changes) allowed per client IP per minute. */
+  postsPerMinutePerIp: number;
   page: () => Omit<PageContext, 'csrfToken' | 'signedInAs'>;
 }
 
@@ -91,6 +94,17 @@ export async function setupWeb(app: FastifyInstance, setup: WebSetup): Promise<v
       const body = req.body as Record<string, unknown> | undefined;
       return typeof body?._csrf === 'string' ? body._csrf : undefined;
     },
+  });
+  // Per-IP limit in front of every credential check and state change (OWASP ASVS 2.2.1); the
+  // account lockout counter behind it stops a slow guesser, this stops a fast one. Counters are
+  // per process: several nodes each allow the limit.
+  await app.register(fastifyRateLimit, {
+    global: true,
+    max: setup.postsPerMinutePerIp,
+    timeWindow: 60_000,
+    allowList: (req) => req.method !== 'POST',
+    keyGenerator: (req) => req.ip,
+    addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
   });
   await app.register(fastifyStatic, {
     root: fileURLToPath(new URL('./assets/', import.meta.url)),

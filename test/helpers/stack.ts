@@ -48,7 +48,12 @@ export async function createTestStack(options: TestStackOptions = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'traqs-test-'));
   const config = loadConfig(
     { TRAQS_DATA_DIR: dataDir, TRAQS_ENVIRONMENTS: 'ntf', ...options.env },
-    { logLevel: 'silent', ...options.overrides },
+    {
+      logLevel: 'silent',
+      ...options.overrides,
+      // Tests send many requests from one address; the rate-limit test sets its own limit.
+      policy: { authRequestsPerMinutePerIp: 100_000, ...(options.overrides?.policy as Record<string, unknown>) },
+    },
   );
   const environment = config.environments[0];
   if (!environment) throw new Error('no environment');
