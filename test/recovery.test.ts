@@ -84,8 +84,18 @@ describe('lockout email and self-service unlock', () => {
     expect(message.text_body).toMatch(/will not unlock by itself/);
     expect(message.text_body).not.toMatch(/recover\?token=/);
     s.clock.advance(60 * MINUTE);
-    const r = await postJson(s, '/api/v1/authn', { username: u.login, password: PASSWORD });
+    let r = await postJson(s, '/api/v1/authn', { username: u.login, password: PASSWORD });
     expect(r.body.status).toBe('LOCKED_OUT');
+    // Self-service unlock is refused too (the request is answered the same, but no link is sent).
+    await s.rt.authn.requestRecovery(u.login, 'unlock', { ip: null, userAgent: null }).settled;
+    expect(
+      (await s.rt.store.repos.outbox.listRecentMessages(100, u.login)).filter((m) => /Unlock your/.test(m.subject)),
+    ).toHaveLength(0);
+    // Support unlocks (npx traqs user unlock); automatic unlock works again afterwards.
+    expect(await s.rt.accounts.unlockBySupport(u.user.id, null)).toBe('unlocked');
+    expect(await s.rt.store.repos.users.findUserById(u.user.id)).toMatchObject({ status: 'ACTIVE', lockout_count: 0 });
+    r = await postJson(s, '/api/v1/authn', { username: u.login, password: PASSWORD });
+    expect(r.body.status).toBe('MFA_REQUIRED');
   });
 });
 

@@ -133,6 +133,10 @@ export function createUserRepository(db: Kysely<Database>) {
         .executeTakeFirst();
       return Number(r.numUpdatedRows) === 1;
     },
+    /** Support's unlock: also forgets the consecutive-lockout count, so automatic unlock resumes. */
+    async clearLockouts(id: string): Promise<void> {
+      await db.updateTable('users').set({ lockout_count: 0, failed_attempts: 0 }).where('id', '=', id).execute();
+    },
     async recordSuccessfulSignIn(id: string, factorType: string | null, now: number): Promise<void> {
       await db
         .updateTable('users')

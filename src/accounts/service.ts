@@ -78,6 +78,29 @@ export function createAccountService(deps: {
       });
     },
 
+    /**
+     * Support or Operations unlocks a locked account, whatever the lockout count (the only way
+     * after 10 lockouts in a row). Audited with the actor.
+     */
+    async unlockBySupport(userId: string, actorId: string | null = null): Promise<'unlocked' | 'not-locked'> {
+      const now = clock();
+      return store.transaction(async (repos) => {
+        const unlocked = await repos.users.unlockUser(userId, now, Number.MAX_SAFE_INTEGER);
+        await repos.users.clearLockouts(userId);
+        await repos.audit.recordEvent({
+          at: now,
+          actorId,
+          action: 'user.account.unlock_by_admin',
+          targetId: userId,
+          outcome: unlocked ? 'success' : 'failure',
+          ip: null,
+          userAgent: null,
+          details: unlocked ? {} : { reason: 'not locked' },
+        });
+        return unlocked ? 'unlocked' : 'not-locked';
+      });
+    },
+
     async createFirm(name: string): Promise<{ ok: true; firm: Firm } | { ok: false; message: string }> {
       const trimmed = name.trim();
       if (trimmed.length < 2 || trimmed.length > 200)

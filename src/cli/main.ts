@@ -37,6 +37,16 @@ async function withEnvironment<T>(envId: string, work: (rt: EnvironmentRuntime) 
   }
 }
 
+/** Where an email the command queued went, in words. */
+function mailOutcome(rt: EnvironmentRuntime, round: { sent: number } | undefined): string {
+  if (!rt.config.smtp.url) {
+    return rt.environment.kind === 'test'
+      ? `kept in the development mailbox (no TRAQS_SMTP_URL): ${rt.environment.idp.publicUrl}/dev/mailbox`
+      : 'queued in the outbox until an SMTP relay is configured (TRAQS_SMTP_URL)';
+  }
+  return round && round.sent > 0 ? 'sent' : 'queued in the outbox (delivery will be retried)';
+}
+
 function print(json: boolean, value: unknown, text: () => string) {
   console.log(json ? JSON.stringify(value, null, 2) : text());
 }
@@ -147,13 +157,7 @@ export function buildCli(): Command {
           if (!r.ok) throw new UsageError(r.message);
           // Deliver now rather than wait for a running server's worker; the lease keeps it single.
           const round = await rt.mailWorker?.runOnce();
-          const mailed = !rt.config.smtp.url
-            ? rt.environment.kind === 'test'
-              ? `kept in the development mailbox (no TRAQS_SMTP_URL): ${rt.environment.idp.publicUrl}/dev/mailbox`
-              : 'queued in the outbox until an SMTP relay is configured (TRAQS_SMTP_URL)'
-            : round && round.sent > 0
-              ? 'sent'
-              : 'queued in the outbox (delivery will be retried)';
+          const mailed = mailOutcome(rt, round);
           print(
             !!opts.json,
             { id: r.user.id, login: r.user.login, status: r.user.status, firm: f.name, expiresAt: iso(r.expiresAt) },
@@ -252,6 +256,72 @@ export function buildCli(): Command {
             `  Created:   ${view.created}   Activated: ${view.activated}   Last sign-in: ${view.lastLogin}`,
             `  Factors:   ${view.factors.map((x) => `${x.type}/${x.provider} ${x.status}`).join('; ') || 'none'}`,
           ].join('\n'),
+        );
+      });
+    });
+  const findUser = async (rt: EnvironmentRuntime, who: string) => {
+    const u = (await rt.store.repos.users.findUserById(who)) ?? (await rt.store.repos.users.findUserByLogin(who));
+    if (!u) throw new UsageError(`No user "${who}" in ${rt.environment.label}`);
+    return u;
+  };
+
+  user
+    .command('resend-enrollment')
+    .description('Send a new enrollment email (30 days); the previous link stops working')
+    .addOption(envOption())
+    .argument('<user>', 'username (email) or user id')
+    .action(async (who: string, opts: { env: string }) => {
+      await withEnvironment(opts.env, async (rt) => {
+        const u = await findUser(rt, who);
+        if (u.status !== 'PROVISIONED') {
+          throw new UsageError(`${u.login} is ${u.status}: only a user who has not activated gets an enrollment email`);
+        }
+        const link = await rt.accounts.resendEnrollment(u.id);
+        const round = await rt.mailWorker?.runOnce();
+        console.log(
+          `New enrollment email for ${u.login} ${mailOutcome(rt, round)}; the link expires ${iso(link.expiresAt)}. The previous link no longer works.`,
+        );
+      });
+    });
+
+  user
+    .command('unlock')
+    .description('Unlock a locked account (also after 10 lockouts in a row, when only support can)')
+    .addOption(envOption())
+    .argument('<user>', 'username (email) or user id')
+    .action(async (who: string, opts: { env: string }) => {
+      await withEnvironment(opts.env, async (rt) => {
+        const u = await findUser(rt, who);
+        const r = await rt.accounts.unlockBySupport(u.id);
+        if (r === 'not-locked') throw new UsageError(`${u.login} is not locked (status ${u.status})`);
+        console.log(`Unlocked ${u.login}.`);
+      });
+    });
+
+  const reports = program.command('reports').description('Suspicious-activity reports ("this wasn\'t me")');
+  reports
+    .command('list')
+    .description('List reports for Operations to handle')
+    .addOption(envOption())
+    .addOption(new Option('--status <status>', 'open or closed').choices(['open', 'closed']).default('open'))
+    .option('--json', 'print JSON')
+    .action(async (opts: { env: string; status: 'open' | 'closed'; json?: boolean }) => {
+      await withEnvironment(opts.env, async (rt) => {
+        const rows = await rt.store.repos.reports.listReports({ status: opts.status });
+        const view = await Promise.all(
+          rows.map(async (r) => ({
+            id: r.id,
+            user: (await rt.store.repos.users.findUserById(r.user_id))?.login ?? r.user_id,
+            created: iso(r.created_at),
+            about: r.source,
+            ip: r.ip,
+            status: r.status,
+          })),
+        );
+        print(!!opts.json, view, () =>
+          view.length
+            ? view.map((r) => `${r.id}  ${r.created}  ${r.user}  about ${r.about}  from ${r.ip ?? '-'}`).join('\n')
+            : `No ${opts.status} reports.`,
         );
       });
     });
