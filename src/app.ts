@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createAccountService } from './accounts/service.ts';
@@ -122,6 +123,9 @@ export function cookiePrefix(environmentId: string, service: string): string {
 export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance> {
   const { config, environment } = rt;
   const app: FastifyInstance = Fastify({
+    ...(config.tls
+      ? { https: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), minVersion: 'TLSv1.2' as const } }
+      : {}),
     loggerInstance: rt.logger.child({ service: 'idp' }) as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT,
     trustProxy: config.trustProxy,

@@ -73,6 +73,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Json
   if (env.TRAQS_DEPLOYMENT) fromEnv.deployment = env.TRAQS_DEPLOYMENT;
   else if (env.NODE_ENV === 'production') fromEnv.deployment = 'production';
   if (env.TRAQS_TRUST_PROXY) fromEnv.trustProxy = env.TRAQS_TRUST_PROXY === 'true';
+  if (env.TRAQS_TLS_CERT_FILE || env.TRAQS_TLS_KEY_FILE) {
+    fromEnv.tls = { certFile: env.TRAQS_TLS_CERT_FILE, keyFile: env.TRAQS_TLS_KEY_FILE };
+  }
   const smtp: Json = {};
   if (env.TRAQS_SMTP_URL) smtp.url = env.TRAQS_SMTP_URL;
   if (env.TRAQS_SMTP_FROM) smtp.from = env.TRAQS_SMTP_FROM;

@@ -1,0 +1,312 @@
+/**
+ * A real idp for benchmarks: built by the production code (`openEnvironment` + `buildIdp`) on its
+ * own SQLite file in a temporary directory, listening on 127.0.0.1, with enrolled users.
+ */
+import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import type { UserRow } from '../src/accounts/repository.ts';
+import { buildIdp, type EnvironmentRuntime, openEnvironment } from '../src/app.ts';
+import { DEFAULT_ARGON2_PARAMS } from '../src/authn/factors/password/hashing.ts';
+import type { FactorRow } from '../src/authn/factors/repository.ts';
+import {
+  base32Decode,
+  base32Encode,
+  createTotpSecret,
+  generateTotp,
+  totpStep,
+} from '../src/authn/factors/totp/totp.ts';
+import { loadConfig } from '../src/config/load.ts';
+import { sqlitePathFor } from '../src/db/database.ts';
+import { createSecretBox } from '../src/lib/secret-box.ts';
+import { createId } from '../src/lib/tokens.ts';
+import type { MailTransport } from '../src/mail/transport.ts';
+import { type CpuMeasurement, progress, sleep, startCpuMeter } from './common.ts';
+import type { LoadClient, LoadCommand, LoadMessage, LoadResult, LoadUser } from './signin-load.ts';
+
+/** Every benchmark user's password (it passes the password policy). */
+export const BENCH_PASSWORD = 'correct horse battery staple 42';
+
+type Json = Record<string, unknown>;
+
+const nullTransport: MailTransport = { async send() {}, async close() {} };
+
+export interface BenchIdp {
+  rt: EnvironmentRuntime;
+  origin: string;
+  dataDir: string;
+  databaseFile: string;
+  logFile: string;
+  close(keep?: boolean): Promise<void>;
+}
+
+/**
+ * Starts an idp the way `serve` does (pino at the configured level, synchronous, but into a file;
+ * the mail worker polling every second), with the OWASP Argon2id parameters. Only the variables
+ * passed here are read, so a DATABASE_URL or TRAQS_* of the caller's shell cannot point it elsewhere.
+ */
+export async function startIdp(options: { logLevel?: string } = {}): Promise<BenchIdp> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'traqs-bench-'));
+  const config = loadConfig(
+    { TRAQS_DATA_DIR: dataDir, TRAQS_ENVIRONMENTS: 'ntf' },
+    {
+      ...(options.logLevel ? { logLevel: options.logLevel } : {}),
+      // The load comes from one loopback address: lift the per-IP limit, measure the sign-in.
+      policy: { authRequestsPerMinutePerIp: 10_000_000 },
+    },
+  );
+  const environment = config.environments[0];
+  if (!environment) throw new Error('no environment');
+  const { memoryKiB, timeCost, parallelism } = config.argon2;
+  if (
+    memoryKiB !== DEFAULT_ARGON2_PARAMS.memoryKiB ||
+    timeCost !== DEFAULT_ARGON2_PARAMS.timeCost ||
+    parallelism !== DEFAULT_ARGON2_PARAMS.parallelism
+  ) {
+    throw new Error('Benchmarks run with the OWASP Argon2id parameters m=19456, t=2, p=1');
+  }
+  const logFile = join(dataDir, 'idp.log');
+  const logger = pino(
+    { level: config.logLevel, base: { service: 'traqs-mfa' } },
+    pino.destination({ dest: logFile, sync: true }),
+  );
+  const rt = await openEnvironment(config, environment, { logger, transport: nullTransport });
+  const app = await buildIdp(rt);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  rt.mailWorker?.start(1000);
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('no TCP address');
+  return {
+    rt,
+    origin: `http://127.0.0.1:${address.port}`,
+    dataDir,
+    databaseFile: sqlitePathFor(dataDir, environment.id),
+    logFile,
+    async close(keep = false) {
+      await app.close();
+      await rt.close();
+      if (keep) progress(`kept ${dataDir} (database and idp.log)`);
+      else rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function postJson(origin: string, path: string, body: Json, status: string): Promise<Json> {
+  const res = await fetch(`${origin}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const json = (await res.json()) as Json;
+  if (res.status !== 200 || json.status !== status) {
+    throw new Error(`${path}: expected ${status}, got HTTP ${res.status} ${JSON.stringify(json).slice(0, 300)}`);
+  }
+  return json;
+}
+
+function field(json: unknown, ...path: string[]): unknown {
+  let v: unknown = json;
+  for (const k of path) v = typeof v === 'object' && v !== null ? (v as Json)[k] : undefined;
+  return v;
+}
+
+export interface TemplateUser {
+  user: UserRow & { password_hash: string };
+  factor: FactorRow;
+  roles: Awaited<ReturnType<EnvironmentRuntime['store']['repos']['users']['listRoles']>>;
+  apps: Awaited<ReturnType<EnvironmentRuntime['store']['repos']['users']['listApps']>>;
+  load: LoadUser;
+}
+
+/**
+ * One user the way a real one arrives: provisioned, then activation link, password, TOTP
+ * enrollment and activation, all through the Authentication API.
+ */
+export async function enrollTemplateUser(idp: BenchIdp): Promise<TemplateUser> {
+  const { rt, origin } = idp;
+  const stepSeconds = rt.config.policy.totpStepSeconds;
+  const firm = await rt.accounts.createFirm('Bench Securities');
+  if (!firm.ok) throw new Error(firm.message);
+  const created = await rt.accounts.provisionUser({
+    email: 'template@bench.example',
+    firstName: 'Template',
+    lastName: 'User',
+    firmId: firm.firm.id,
+  });
+  if (!created.ok) throw new Error(created.message);
+  const token = new URL(created.activationUrl).searchParams.get('token');
+  const reset = await postJson(origin, '/api/v1/authn', { token }, 'PASSWORD_RESET');
+  const enroll = await postJson(
+    origin,
+    '/api/v1/authn/credentials/reset_password',
+    {
+      stateToken: reset.stateToken,
+      newPassword: BENCH_PASSWORD,
+      recoveryQuestion: 'Name of the street you grew up on?',
+      recoveryAnswer: 'Elm Street',
+    },
+    'MFA_ENROLL',
+  );
+  const stateToken = enroll.stateToken;
+  const activate = await postJson(
+    origin,
+    '/api/v1/authn/factors',
+    { stateToken, factorType: 'token:software:totp', provider: 'GOOGLE' },
+    'MFA_ENROLL_ACTIVATE',
+  );
+  const factorId = String(field(activate, '_embedded', 'factor', 'id'));
+  const secret = String(field(activate, '_embedded', 'factor', '_embedded', 'activation', 'sharedSecret'));
+  const now = Date.now();
+  await postJson(
+    origin,
+    `/api/v1/authn/factors/${factorId}/lifecycle/activate`,
+    { stateToken, passCode: generateTotp({ secret: base32Decode(secret), now, stepSeconds }) },
+    'SUCCESS',
+  );
+  const { repos } = rt.store;
+  const user = await repos.users.findUserByLogin('template@bench.example');
+  const [factor] = user ? await repos.factors.listFactors(user.id) : [];
+  if (!user?.password_hash || !factor) throw new Error('template user not enrolled');
+  return {
+    user: { ...user, password_hash: user.password_hash },
+    factor,
+    roles: await repos.users.listRoles(user.id),
+    apps: await repos.users.listApps(user.id),
+    load: { login: user.login, password: BENCH_PASSWORD, factorId, secret, lastStep: totpStep(now, stepSeconds) },
+  };
+}
+
+/**
+ * Adds `count - 1` users shaped exactly like the template (ACTIVE, same roles and apps, one ACTIVE
+ * TOTP factor) with their own ids, logins and TOTP secrets, sealed like an enrollment seals them.
+ * The template's Argon2id hash is reused: hashing thousands of passwords would take minutes, and
+ * the cost of verifying does not depend on the salt. Returns every user, the template last.
+ */
+export async function createUsers(idp: BenchIdp, template: TemplateUser, count: number): Promise<LoadUser[]> {
+  const { rt } = idp;
+  const stepSeconds = rt.config.policy.totpStepSeconds;
+  const box = createSecretBox(rt.keys.secretBoxKey);
+  const now = Date.now();
+  // As if the factor had been activated one step ago, so every user can sign in right away.
+  const previousStep = totpStep(now, stepSeconds) - 1;
+  const activatedAt = now - stepSeconds * 1000;
+  const users: LoadUser[] = [];
+  for (let start = 1; start < count; start += 500) {
+    await rt.store.transaction(async (trx) => {
+      for (let i = start; i < Math.min(count, start + 500); i++) {
+        const id = createId('00u');
+        const login = `user${String(i).padStart(5, '0')}@bench.example`;
+        await trx.users.createUser({
+          ...template.user,
+          id,
+          login,
+          email: login,
+          first_name: 'Bench',
+          last_name: `User ${i}`,
+          created_at: now,
+          activated_at: now,
+          status_changed_at: now,
+          last_login_at: null,
+        });
+        for (const role of template.roles) await trx.users.grantRole(id, role);
+        for (const app of template.apps) await trx.users.assignApp(id, app, now);
+        const factorId = createId('uft');
+        const secret = createTotpSecret();
+        await trx.factors.createFactor({
+          ...template.factor,
+          id: factorId,
+          user_id: id,
+          // The envelope and binding AuthnService uses (`factor:<id>` as associated data).
+          secret_enc: box.seal(secret, `factor:${factorId}`),
+          last_used_step: previousStep,
+          created_at: activatedAt,
+          activated_at: activatedAt,
+          last_used_at: activatedAt,
+        });
+        users.push({ login, password: BENCH_PASSWORD, factorId, secret: base32Encode(secret), lastStep: previousStep });
+      }
+    });
+  }
+  users.push(template.load);
+  return users;
+}
+
+export interface SignInLoadOptions {
+  users: LoadUser[];
+  concurrency: number;
+  warmupSeconds: number;
+  seconds: number;
+  client: LoadClient;
+  /** Write a CPU profile of the server's main thread over the measured window. */
+  cpuProfile?: boolean;
+}
+
+/**
+ * Runs the sign-in load generator (`signin-load.ts`, a child process) against the idp: warm-up,
+ * then the measured window, over which this process's CPU use is measured too.
+ */
+export async function runSignInLoad(
+  idp: BenchIdp,
+  options: SignInLoadOptions,
+): Promise<{ load: LoadResult; server: CpuMeasurement }> {
+  const child = fork(fileURLToPath(new URL('./signin-load.ts', import.meta.url)), [], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  try {
+    const messages: LoadMessage[] = [];
+    let wake: (() => void) | undefined;
+    child.on('message', (m: LoadMessage) => {
+      messages.push(m);
+      wake?.();
+    });
+    const exited = new Promise<never>((_, reject) =>
+      child.on('exit', (code) => reject(new Error(`the load generator exited (${code})`))),
+    );
+    exited.catch(() => undefined);
+    const receive = async <T extends LoadMessage['type']>(type: T) => {
+      for (;;) {
+        const i = messages.findIndex((m) => m.type === type);
+        if (i >= 0) return messages.splice(i, 1)[0] as Extract<LoadMessage, { type: T }>;
+        await Promise.race([new Promise<void>((resolve) => (wake = resolve)), exited]);
+      }
+    };
+    const command = (c: LoadCommand) => child.send(c);
+
+    command({
+      type: 'start',
+      origin: idp.origin,
+      users: options.users,
+      concurrency: options.concurrency,
+      stepSeconds: idp.rt.config.policy.totpStepSeconds,
+      client: options.client,
+    });
+    await receive('started');
+    await sleep(options.warmupSeconds * 1000);
+    const profiler = options.cpuProfile ? new Session() : undefined;
+    if (profiler) {
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.start');
+    }
+    command({ type: 'measure' });
+    const meter = startCpuMeter();
+    await sleep(options.seconds * 1000);
+    command({ type: 'stop' });
+    const server = meter();
+    if (profiler) {
+      const { profile } = await profiler.post('Profiler.stop');
+      profiler.disconnect();
+      const file = join(tmpdir(), `traqs-bench-signin-${Date.now()}.cpuprofile`);
+      writeFileSync(file, JSON.stringify(profile));
+      progress(`CPU profile of the server's main thread over the measured window: ${file}`);
+    }
+    const { result } = await receive('result');
+    return { load: result, server };
+  } finally {
+    if (child.connected) child.disconnect();
+  }
+}
