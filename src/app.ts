@@ -18,7 +18,8 @@ import { registerDevMailbox } from './mail/dev-mailbox.tsx';
 import { createNotifier } from './mail/notifications.ts';
 import { createConsoleTransport, createSmtpTransport, type MailTransport } from './mail/transport.ts';
 import { createMailWorker, type MailWorker } from './mail/worker.ts';
-import { registerHome } from './profile/home.tsx';
+import { registerProfile } from './profile/routes.tsx';
+import { createProfileService } from './profile/service.ts';
 import { registerReportPages } from './reports/routes.tsx';
 import { createReportService } from './reports/service.ts';
 import type { PageContext } from './web/layout.tsx';
@@ -79,6 +80,17 @@ export async function openEnvironment(
     random,
   );
   const accounts = createAccountService({ store, config, environment, clock, random, notifier });
+  const profile = createProfileService({
+    store,
+    policy: config.policy,
+    environment,
+    clock,
+    random,
+    passwords,
+    secretBox: createSecretBox(keys.secretBoxKey),
+    blocklist: loadPasswordBlocklist(),
+    notifier,
+  });
 
   let transport = deps.transport;
   if (!transport && config.smtp.url) transport = createSmtpTransport(config.smtp.url);
@@ -104,6 +116,7 @@ export async function openEnvironment(
     authn,
     sessions,
     accounts,
+    profile,
     mailWorker,
     async close() {
       await mailWorker?.stop();
@@ -124,7 +137,13 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
   const { config, environment } = rt;
   const app: FastifyInstance = Fastify({
     ...(config.tls
-      ? { https: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), minVersion: 'TLSv1.2' as const } }
+      ? {
+          https: {
+            cert: readFileSync(config.tls.certFile),
+            key: readFileSync(config.tls.keyFile),
+            minVersion: 'TLSv1.2' as const,
+          },
+        }
       : {}),
     loggerInstance: rt.logger.child({ service: 'idp' }) as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT,
@@ -167,7 +186,13 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
     lockoutMinutes: config.policy.lockoutAutoUnlockMinutes,
     page,
   });
-  registerHome(app, { store: rt.store, sessions: rt.sessions, sidCookie: `${prefix}_sid`, page });
+  registerProfile(app, {
+    profile: rt.profile,
+    sessions: rt.sessions,
+    sidCookie: `${prefix}_sid`,
+    passwordMinLength: config.policy.passwordMinLength,
+    page,
+  });
   registerReportPages(app, { reports: rt.reports, page });
   if (environment.kind === 'test') registerDevMailbox(app, { store: rt.store, page });
   return app;

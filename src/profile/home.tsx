@@ -1,94 +1,284 @@
-import type { FastifyInstance } from 'fastify';
-import type { SessionManager } from '../authn/sessions.ts';
-import type { Store } from '../db/store.ts';
-import { Layout, type PageContext } from '../web/layout.tsx';
-import { renderHtml } from '../web/render.ts';
+import type { UserRow } from '../accounts/repository.ts';
+import { Csrf, Field, Layout, type PageContext } from '../web/layout.tsx';
+import { describeBrowser, describeFactorType, formatTime } from './describe.ts';
+import type { Dashboard, FieldErrors } from './service.ts';
 
-const date = (ms: number | null) =>
-  ms === null ? '—' : `${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)} UTC`;
+/** The `?done=` codes of Post/Redirect/Get and the notice each shows. */
+export const DONE_NOTICES = {
+  contact: 'Your contact details were saved.',
+  preferences: 'Your preference was saved.',
+  'factor-added': 'The new security method was added. We sent you an email about it.',
+  'factor-removed': 'The security method was removed. We sent you an email about it.',
+  password: 'Your password was changed and your other sessions were signed out. We sent you an email about it.',
+  question: 'Your recovery question was changed. We sent you an email about it.',
+  sessions: 'Your other sessions were signed out.',
+} as const;
+export type DoneCode = keyof typeof DONE_NOTICES;
 
-/** The signed-in home of the idp ("MFA profile"): who you are, your firm and your methods. */
-export function registerHome(
-  app: FastifyInstance,
-  deps: {
-    store: Store;
-    sessions: SessionManager;
-    sidCookie: string;
-    page: () => Omit<PageContext, 'csrfToken' | 'signedInAs'>;
-  },
-): void {
-  app.get('/', async (req, reply) => {
-    const session = await deps.sessions.resume(req.cookies[deps.sidCookie]);
-    const user = session ? await deps.store.repos.users.findUserById(session.user_id) : undefined;
-    if (!session || !user || user.status === 'SUSPENDED' || user.status === 'DEPROVISIONED') {
-      return reply.redirect('/signin', 303);
-    }
-    const repos = deps.store.repos;
-    const [firm, factors, roles, apps] = await Promise.all([
-      repos.firms.findFirmById(user.firm_id),
-      repos.factors.listFactors(user.id),
-      repos.users.listRoles(user.id),
-      repos.users.listApps(user.id),
-    ]);
-    const active = factors.filter((f) => f.status === 'ACTIVE');
-    const ctx: PageContext = { ...deps.page(), csrfToken: reply.generateCsrf(), signedInAs: user.login };
-    return reply.type('text/html; charset=utf-8').send(
-      renderHtml(
-        <Layout ctx={ctx} title="Your profile">
-          <div class="card">
-            <h1>
-              Welcome, {user.first_name} {user.last_name}
-            </h1>
-            <h2>Personal information</h2>
-            <dl class="facts">
-              <dt>Name</dt>
-              <dd>
-                {user.first_name} {user.last_name}
-              </dd>
-              <dt>Username</dt>
-              <dd id="username">{user.login}</dd>
-              <dt>Firm</dt>
-              <dd id="firm">{firm?.name ?? '—'}</dd>
-              <dt>Roles</dt>
-              <dd>{roles.join(', ') || 'user'}</dd>
-              <dt>Applications</dt>
-              <dd>{apps.join(', ') || 'none assigned'}</dd>
-            </dl>
-            <p class="hint">
-              Personal information cannot be edited here: your firm's Super Account Administrator asks{' '}
-              {ctx.contacts.operationsName} ({ctx.contacts.operationsPhone}) to change it.
+/** A known `?done=` code, or undefined (anything else shows no notice). */
+export function parseDone(value: unknown): DoneCode | undefined {
+  return typeof value === 'string' && Object.hasOwn(DONE_NOTICES, value) ? (value as DoneCode) : undefined;
+}
+
+const RESULTS = { success: 'Succeeded', failure: 'Failed', denied: 'Refused' } as const;
+
+/** The contact form as submitted, when it is shown again with its errors. */
+export interface ContactForm {
+  values: { mobilePhone: string; primaryPhone: string };
+  errors: FieldErrors<'mobilePhone' | 'primaryPhone'>;
+}
+
+/**
+ * The signed-in home of the idp, the "MFA profile" (FAQ, "How can I edit my personal profile
+ * data?"): personal information, contact details, security methods, recent activity, sessions and
+ * the push preference.
+ */
+export function ProfileHome(props: {
+  ctx: PageContext;
+  user: UserRow;
+  data: Dashboard;
+  /** `id_hash` of the session viewing the page. */
+  currentSession: string;
+  done?: DoneCode | undefined;
+  contact?: ContactForm | undefined;
+}) {
+  const { ctx, user, data } = props;
+  const c = ctx.contacts;
+  const contact = props.contact ?? {
+    values: { mobilePhone: user.mobile_phone ?? '', primaryPhone: user.primary_phone ?? '' },
+    errors: {},
+  };
+  const others = data.sessions.filter((s) => s.id_hash !== props.currentSession).length;
+  return (
+    <Layout ctx={ctx} title="Your profile">
+      <div class="dashboard">
+        {props.done ? (
+          <p class="success" role="status" id="notice">
+            {DONE_NOTICES[props.done]}
+          </p>
+        ) : null}
+
+        <section class="card" aria-labelledby="personal-heading">
+          <h1>
+            Welcome, {user.first_name} {user.last_name}
+          </h1>
+          <h2 id="personal-heading">Personal information</h2>
+          <dl class="facts">
+            <dt>Name</dt>
+            <dd>
+              {user.first_name} {user.last_name}
+            </dd>
+            <dt>Username</dt>
+            <dd id="username">{user.login}</dd>
+            <dt>Email</dt>
+            <dd>{user.email}</dd>
+            <dt>Firm</dt>
+            <dd id="firm">{data.firm?.name ?? '—'}</dd>
+            <dt>Roles</dt>
+            <dd>{data.roles.join(', ') || 'user'}</dd>
+            <dt>Applications</dt>
+            <dd>{data.apps.join(', ') || 'none assigned'}</dd>
+          </dl>
+          <p class="hint">
+            Personal information cannot be edited here. To change it, your firm's Super Account Administrator (SAA) asks{' '}
+            {c.operationsName} at {c.operationsPhone} or <a href={`mailto:${c.operationsEmail}`}>{c.operationsEmail}</a>
+            .
+          </p>
+        </section>
+
+        <section class="card" aria-labelledby="contact-heading">
+          <h2 id="contact-heading">Contact details</h2>
+          <form method="post" action="/profile/contact" novalidate>
+            <Csrf ctx={ctx} />
+            <Field
+              name="mobilePhone"
+              label="Mobile phone"
+              type="tel"
+              autocomplete="tel"
+              value={contact.values.mobilePhone}
+              error={contact.errors.mobilePhone}
+              hint="Optional. Digits, spaces, + - ( ) and x before an extension."
+              required={false}
+              maxLength={40}
+            />
+            <Field
+              name="primaryPhone"
+              label="Primary phone"
+              type="tel"
+              autocomplete="tel"
+              value={contact.values.primaryPhone}
+              error={contact.errors.primaryPhone}
+              hint="Optional. A land line or another number than your mobile."
+              required={false}
+              maxLength={40}
+            />
+            <button type="submit">Save contact details</button>
+          </form>
+        </section>
+
+        <section class="card" aria-labelledby="security-heading">
+          <h2 id="security-heading">Security methods</h2>
+          {data.factors.length === 0 ? (
+            <p class="alert" role="alert">
+              You have no security method. Your next sign-in asks for your password and then for a new method.
             </p>
-          </div>
-          <div class="card">
-            <h2>Security methods</h2>
-            {active.length === 1 ? (
-              <p class="notice">
-                You have one sign-in method. Enroll a second one on another device so that a lost phone does not lock
-                you out.
-              </p>
-            ) : null}
-            <table>
+          ) : data.factors.length === 1 ? (
+            <p class="notice">
+              You have one sign-in method. Add a second one on another device so that a lost phone does not lock you
+              out.
+            </p>
+          ) : null}
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Type</th>
+                <th scope="col">Name</th>
+                <th scope="col">Enrolled</th>
+                <th scope="col">Last used</th>
+                <th scope="col">
+                  <span class="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody id="factors">
+              {data.factors.map((f) => (
+                <tr key={f.id} data-factor-id={f.id}>
+                  <td>{describeFactorType(f.factor_type)}</td>
+                  <td>{f.name}</td>
+                  <td class="when">{formatTime(f.activated_at)}</td>
+                  <td class="when">{formatTime(f.last_used_at)}</td>
+                  <td>
+                    <a href={`/profile/factors/${encodeURIComponent(f.id)}/remove`} aria-label={`Remove ${f.name}`}>
+                      Remove
+                    </a>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <p class="actions">
+            <a class="button" href="/profile/factors/add">
+              Add a security method
+            </a>
+            <a class="button secondary" href="/profile/password">
+              Change password
+            </a>
+            <a class="button secondary" href="/profile/recovery-question">
+              Change recovery question
+            </a>
+          </p>
+          <dl class="facts">
+            <dt>Password changed</dt>
+            <dd>{formatTime(user.password_changed_at)}</dd>
+            <dt>Recovery question</dt>
+            <dd id="recovery-question">{user.recovery_question ?? 'none set'}</dd>
+            <dt>Last sign-in</dt>
+            <dd>{formatTime(user.last_login_at)}</dd>
+          </dl>
+          <p class="hint">
+            Adding or removing a method and changing your password or recovery question ask you to verify it's you with
+            a code, unless you did so in the last 5 minutes. Lost the device of your only method? Remove it here, or
+            call {c.techSupportName} at {c.techSupportPhone}.
+          </p>
+        </section>
+
+        <section class="card" aria-labelledby="activity-heading">
+          <h2 id="activity-heading">Recent activity</h2>
+          <p class="hint">
+            Sign-ins and security changes of your account, newest first. Something you do not recognise? Change your
+            password and call {c.operationsName} at {c.operationsPhone}.
+          </p>
+          {data.activity.length ? (
+            <table class="compact">
               <thead>
                 <tr>
+                  <th scope="col">Time</th>
+                  <th scope="col">Activity</th>
+                  <th scope="col">Result</th>
                   <th scope="col">Method</th>
-                  <th scope="col">Enrolled</th>
-                  <th scope="col">Last used</th>
+                  <th scope="col">IP address</th>
+                  <th scope="col">Browser</th>
                 </tr>
               </thead>
-              <tbody id="factors">
-                {active.map((f) => (
-                  <tr key={f.id}>
-                    <td>{f.name}</td>
-                    <td>{date(f.activated_at)}</td>
-                    <td>{date(f.last_used_at)}</td>
+              <tbody id="activity">
+                {data.activity.map((a, i) => (
+                  <tr key={`${a.at}-${i}`} class={a.outcome === 'success' ? undefined : 'failed'}>
+                    <td class="when">{formatTime(a.at)}</td>
+                    <td>{a.what}</td>
+                    <td>{RESULTS[a.outcome]}</td>
+                    <td>{a.method ?? '—'}</td>
+                    <td>{a.ip ?? '—'}</td>
+                    <td>{a.browser}</td>
                   </tr>
                 ))}
               </tbody>
             </table>
-            <p class="hint">Last sign-in: {date(user.last_login_at)}</p>
-          </div>
-        </Layout>,
-      ),
-    );
-  });
+          ) : (
+            <p>No activity yet.</p>
+          )}
+        </section>
+
+        <section class="card" aria-labelledby="sessions-heading">
+          <h2 id="sessions-heading">Sessions</h2>
+          <table class="compact">
+            <thead>
+              <tr>
+                <th scope="col">Signed in</th>
+                <th scope="col">Last seen</th>
+                <th scope="col">IP address</th>
+                <th scope="col">Browser</th>
+                <th scope="col">
+                  <span class="visually-hidden">Current</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody id="sessions">
+              {data.sessions.map((s) => (
+                <tr key={s.id_hash} class={s.id_hash === props.currentSession ? 'current' : undefined}>
+                  <td class="when">{formatTime(s.created_at)}</td>
+                  <td class="when">{formatTime(s.last_seen_at)}</td>
+                  <td>{s.ip ?? '—'}</td>
+                  <td>{describeBrowser(s.user_agent)}</td>
+                  <td>{s.id_hash === props.currentSession ? <strong>This session</strong> : null}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {others ? (
+            <form method="post" action="/profile/sessions/sign-out-others">
+              <Csrf ctx={ctx} />
+              <button type="submit" class="secondary">
+                Sign out all other sessions
+              </button>
+            </form>
+          ) : (
+            <p class="hint">You are not signed in anywhere else.</p>
+          )}
+        </section>
+
+        <section class="card" aria-labelledby="preferences-heading">
+          <h2 id="preferences-heading">Preferences</h2>
+          <form method="post" action="/profile/preferences">
+            <Csrf ctx={ctx} />
+            <div class="check">
+              <input
+                type="checkbox"
+                id="f-autoPush"
+                name="autoPush"
+                value="on"
+                checked={data.preferences.autoPush}
+                aria-describedby="f-autoPush-hint"
+              />
+              <label for="f-autoPush">Send push automatically</label>
+            </div>
+            <p class="hint" id="f-autoPush-hint">
+              Applies once you have enrolled Okta Verify with push: sign-in then sends the push to your phone without
+              waiting for you to ask. Turn on notifications for Okta Verify on your device.
+            </p>
+            <button type="submit">Save preference</button>
+          </form>
+        </section>
+      </div>
+    </Layout>
+  );
 }

@@ -1,0 +1,613 @@
+import type { App, Role } from '../accounts/model.ts';
+import type { UserRow } from '../accounts/repository.ts';
+import type { PasswordHasher } from '../authn/factors/password/hashing.ts';
+import { checkNewPassword, checkRecoveryAnswer, normalizeRecoveryAnswer } from '../authn/factors/password/policy.ts';
+import type { FactorRow } from '../authn/factors/repository.ts';
+import { base32Encode, buildOtpauthUri, createTotpSecret, verifyTotp } from '../authn/factors/totp/totp.ts';
+import { ENROLLABLE_FACTORS, orderFactors, type RequestContext } from '../authn/service.ts';
+import type { SessionRow } from '../authn/token-repository.ts';
+import type { EnvironmentConfig, PolicyConfig } from '../config/schema.ts';
+import type { Repositories, Store } from '../db/store.ts';
+import type { Firm } from '../firms/repository.ts';
+import type { SecretBox } from '../lib/secret-box.ts';
+import { type Clock, createId, type RandomBytes } from '../lib/tokens.ts';
+import type { Notifier } from '../mail/notifications.ts';
+import { type ActivityEntry, describeActivity } from './describe.ts';
+
+/** Sensitive changes need a factor verified this recently in the session (issue #3: 5 minutes). */
+export const REVERIFY_WINDOW_MS = 5 * 60_000;
+
+/** More methods than this is a mistake or abuse, not redundancy. */
+export const MAX_FACTORS = 10;
+
+/** Phone numbers: optional, at most 40 characters (issue #3). */
+export const PHONE_MAX_LENGTH = 40;
+
+const TOTP = 'token:software:totp';
+
+export interface ProfileDeps {
+  store: Store;
+  policy: Readonly<PolicyConfig>;
+  environment: Readonly<EnvironmentConfig>;
+  clock: Clock;
+  random: RandomBytes;
+  passwords: PasswordHasher;
+  secretBox: SecretBox;
+  blocklist: ReadonlySet<string>;
+  notifier: Notifier;
+}
+
+/** The signed-in user and the session the request came with. */
+export interface Who {
+  user: UserRow;
+  session: SessionRow;
+}
+
+/** Problems with a form, keyed by the field they belong to. */
+export type FieldErrors<F extends string> = Partial<Record<F, string>>;
+
+/**
+ * What a change came to. `signed-out`: too many wrong codes or passwords in this session, which
+ * has ended (the per-session limit of issue #3 until authn exposes its lockout path).
+ */
+export type ChangeResult<F extends string> =
+  | { kind: 'done' }
+  | { kind: 'invalid'; errors: FieldErrors<F> }
+  | { kind: 'signed-out' };
+
+/** Everything the profile dashboard shows. */
+export interface Dashboard {
+  firm: Firm | undefined;
+  roles: Role[];
+  apps: App[];
+  /** ACTIVE factors, oldest first. */
+  factors: FactorRow[];
+  sessions: SessionRow[];
+  activity: ActivityEntry[];
+  preferences: Preferences;
+}
+
+export interface Preferences {
+  /** "Send push automatically" (FAQ): applies once Okta Verify push is enrolled. */
+  autoPush: boolean;
+}
+
+/** A TOTP enrollment waiting for its first code: what the setup page shows. */
+export interface PendingEnrollment {
+  factor: FactorRow;
+  /** Base32 shared secret, for manual entry. */
+  sharedSecret: string;
+  otpauthUri: string;
+}
+
+/** Reads `users.preferences`; anything unreadable counts as the defaults. */
+export function parsePreferences(json: string): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(json);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+// Digits, spaces, + - ( ) and x for an extension ("+1 (212) 555-0100 x12").
+const PHONE = /^[0-9 +\-()xX]*$/;
+
+/**
+ * Checks a phone number a user typed: empty means none (null); otherwise at most 40 characters of
+ * digits, spaces, `+`, `-`, `(`, `)` and `x` for an extension, with at least one digit.
+ */
+export function parsePhone(raw: string): { ok: true; value: string | null } | { ok: false; message: string } {
+  const value = raw.trim().replace(/\s+/g, ' ');
+  if (value === '') return { ok: true, value: null };
+  if (value.length > PHONE_MAX_LENGTH) {
+    return { ok: false, message: `Use at most ${PHONE_MAX_LENGTH} characters.` };
+  }
+  if (!PHONE.test(value) || !/[0-9]/.test(value)) {
+    return {
+      ok: false,
+      message: 'Use digits, spaces, + - ( ) and x before an extension, for example +1 (212) 555-0100 x12.',
+    };
+  }
+  return { ok: true, value };
+}
+
+/** A name that tells a second app of the same kind apart: "Google Authenticator 2". */
+export function nameForNewFactor(label: string, taken: readonly string[]): string {
+  if (!taken.includes(label)) return label;
+  for (let n = 2; ; n++) {
+    const name = `${label} ${n}`;
+    if (!taken.includes(name)) return name;
+  }
+}
+
+/**
+ * The MFA profile's domain logic: contact details, security methods with re-verification,
+ * password and recovery question, sessions, activity and preferences. Every change is audited
+ * with the user as actor; security changes also queue the account-activity email in the same
+ * transaction (DESIGN, "notifications").
+ */
+export function createProfileService(deps: ProfileDeps) {
+  const { store, policy, clock, random, secretBox, passwords, notifier } = deps;
+  // A setup page stays usable as long as a sign-in enrollment would (a transaction's lifetime).
+  const pendingTtl = policy.transactionMinutes * 60_000;
+
+  // The AAD binds a sealed seed to its factor row; it must match authn's, which opens it at sign-in.
+  const sealAad = (factorId: string) => `factor:${factorId}`;
+
+  async function audit(
+    repos: Repositories,
+    ctx: RequestContext,
+    action: string,
+    outcome: 'success' | 'failure' | 'denied',
+    userId: string,
+    details: Record<string, unknown> = {},
+  ) {
+    await repos.audit.recordEvent({
+      at: clock(),
+      actorId: userId,
+      action,
+      targetId: userId,
+      outcome,
+      ip: ctx.ip,
+      userAgent: ctx.userAgent,
+      details,
+    });
+  }
+
+  async function activeFactors(repos: Repositories, userId: string): Promise<FactorRow[]> {
+    return (await repos.factors.listFactors(userId)).filter((f) => f.status === 'ACTIVE');
+  }
+
+  /**
+   * Reserves one attempt on the user's consecutive-failure counter before a code or password is
+   * checked, as sign-in does, so parallel guesses cannot exceed the limit (OWASP ASVS 2.2.1).
+   * Null when the limit is used up (the reservation is given back).
+   */
+  async function reserveAttempt(userId: string): Promise<number | null> {
+    const attempt = await store.repos.users.recordFailedAttempt(userId);
+    if (attempt > policy.maxFailedAttempts) {
+      await store.repos.users.releaseAttempt(userId);
+      return null;
+    }
+    return attempt;
+  }
+
+  /**
+   * The limit was reached inside a session: the session ends. A reservation still held is given
+   * back, so the counter stays one below the limit and the next wrong password at sign-in locks the
+   * account through sign-in's own path (the profile cannot lock it: issue #3, per-session
+   * alternative). Left at the limit, the counter would refuse every sign-in of an account that is
+   * not locked and so never unlocks.
+   */
+  async function endSessionAfterFailures(
+    who: Who,
+    ctx: RequestContext,
+    reason: string,
+    heldReservation: boolean,
+  ): Promise<void> {
+    if (heldReservation) await store.repos.users.releaseAttempt(who.user.id);
+    await store.transaction(async (repos) => {
+      await repos.tokens.revokeSession(who.session.id_hash, clock());
+      await audit(repos, ctx, 'user.session.end', 'success', who.user.id, { reason });
+    });
+  }
+
+  async function loadPending(userId: string, factorId: string): Promise<FactorRow | undefined> {
+    const factor = await store.repos.factors.findFactor(userId, factorId);
+    if (
+      factor?.status !== 'PENDING_ACTIVATION' ||
+      factor.factor_type !== TOTP ||
+      !factor.secret_enc ||
+      clock() - factor.created_at > pendingTtl
+    ) {
+      return undefined;
+    }
+    return factor;
+  }
+
+  const codeMessage = (reason: 'INVALID_FORMAT' | 'INVALID_CODE' | 'CODE_REUSED') =>
+    reason === 'INVALID_FORMAT'
+      ? 'Enter the six-digit code your app shows.'
+      : reason === 'CODE_REUSED'
+        ? 'This code was already used. Wait for the next code and try again.'
+        : "Your passcode doesn't match our records. Please try again.";
+
+  return {
+    /** The user a session belongs to, if the account may still use the profile. */
+    async findSignedInUser(session: SessionRow): Promise<UserRow | undefined> {
+      const user = await store.repos.users.findUserById(session.user_id);
+      return user && user.status !== 'SUSPENDED' && user.status !== 'DEPROVISIONED' ? user : undefined;
+    },
+
+    /** Whether the session verified a factor within {@link REVERIFY_WINDOW_MS}. */
+    isRecentlyVerified(session: SessionRow): boolean {
+      return clock() - session.verified_at <= REVERIFY_WINDOW_MS;
+    },
+
+    async dashboard(who: Who): Promise<Dashboard> {
+      const repos = store.repos;
+      const { user } = who;
+      const [firm, roles, apps, factors, sessions, events] = await Promise.all([
+        repos.firms.findFirmById(user.firm_id),
+        repos.users.listRoles(user.id),
+        repos.users.listApps(user.id),
+        activeFactors(repos, user.id),
+        repos.tokens.listActiveSessions(user.id, clock()),
+        repos.audit.listEvents({ targetId: user.id, limit: 200 }),
+      ]);
+      // Everything about the account that the user would recognise, including what support or the
+      // system did to it (a lockout); ACTIONS in describe.ts decides what is shown.
+      const activity = events
+        .map(describeActivity)
+        .filter((e): e is ActivityEntry => e !== undefined)
+        .slice(0, 25);
+      return {
+        firm,
+        roles,
+        apps,
+        factors,
+        sessions,
+        activity,
+        preferences: { autoPush: parsePreferences(user.preferences).autoPush === true },
+      };
+    },
+
+    /** The factors the "Verify it's you" step offers, the one used last first. */
+    async verificationFactors(user: UserRow): Promise<FactorRow[]> {
+      const factors = (await activeFactors(store.repos, user.id)).filter((f) => f.factor_type === TOTP);
+      return orderFactors(factors, user.last_factor_type);
+    },
+
+    /**
+     * "Verify it's you": a current code of an enrolled factor restarts the re-verification window.
+     * The code's step is marked used atomically (RFC 6238 §5.2), so a code seen once, for example
+     * over the user's shoulder at sign-in, does not work here.
+     */
+    async reverify(
+      who: Who,
+      factorId: string,
+      passCode: string,
+      ctx: RequestContext,
+    ): Promise<{ kind: 'verified' } | { kind: 'retry'; error: string } | { kind: 'signed-out' }> {
+      const { user } = who;
+      const factor = await store.repos.factors.findFactor(user.id, factorId);
+      if (factor?.status !== 'ACTIVE' || factor.factor_type !== TOTP || !factor.secret_enc) {
+        return { kind: 'retry', error: 'Choose one of your security methods.' };
+      }
+      // A blank or malformed entry is not a guess: it does not count against the limit.
+      if (!/^\d{6}$/.test(passCode.replace(/\s+/g, ''))) return { kind: 'retry', error: codeMessage('INVALID_FORMAT') };
+      const attempt = await reserveAttempt(user.id);
+      if (attempt === null) {
+        await endSessionAfterFailures(who, ctx, 'too many failed attempts', false);
+        return { kind: 'signed-out' };
+      }
+      const now = clock();
+      const check = verifyTotp({
+        secret: secretBox.open(factor.secret_enc, sealAad(factor.id)),
+        code: passCode,
+        now,
+        lastUsedStep: factor.last_used_step,
+        stepSeconds: policy.totpStepSeconds,
+        driftSteps: policy.totpDriftSteps,
+      });
+      const accepted = check.ok && (await store.repos.factors.markTotpStepUsed(factor.id, check.step, now));
+      const factorKey = `${factor.factor_type}:${factor.provider}`;
+      if (accepted) {
+        await store.repos.users.releaseAttempt(user.id);
+        await store.transaction(async (repos) => {
+          await repos.tokens.markSessionVerified(who.session.id_hash, now);
+          await audit(repos, ctx, 'user.authentication.reverify', 'success', user.id, {
+            factorId: factor.id,
+            factorType: factorKey,
+          });
+        });
+        return { kind: 'verified' };
+      }
+      const reason = check.ok ? 'CODE_REUSED' : check.reason;
+      await store.transaction((repos) =>
+        audit(repos, ctx, 'user.authentication.reverify', 'failure', user.id, {
+          factorId: factor.id,
+          factorType: factorKey,
+          reason,
+          consecutiveFailures: attempt,
+        }),
+      );
+      if (attempt >= policy.maxFailedAttempts) {
+        await endSessionAfterFailures(who, ctx, "too many wrong codes at 'Verify it's you'", true);
+        return { kind: 'signed-out' };
+      }
+      return { kind: 'retry', error: codeMessage(reason) };
+    },
+
+    /** Mobile and primary phone: no re-verification (issue #3); audited when something changed. */
+    async updateContactDetails(
+      who: Who,
+      input: { mobilePhone: string; primaryPhone: string },
+      ctx: RequestContext,
+    ): Promise<ChangeResult<'mobilePhone' | 'primaryPhone'>> {
+      const mobile = parsePhone(input.mobilePhone);
+      const primary = parsePhone(input.primaryPhone);
+      if (!mobile.ok || !primary.ok) {
+        const errors: FieldErrors<'mobilePhone' | 'primaryPhone'> = {};
+        if (!mobile.ok) errors.mobilePhone = mobile.message;
+        if (!primary.ok) errors.primaryPhone = primary.message;
+        return { kind: 'invalid', errors };
+      }
+      const { user } = who;
+      const changed = [
+        ...(mobile.value !== user.mobile_phone ? ['mobilePhone'] : []),
+        ...(primary.value !== user.primary_phone ? ['primaryPhone'] : []),
+      ];
+      if (!changed.length) return { kind: 'done' };
+      await store.transaction(async (repos) => {
+        await repos.users.updateContactDetails(user.id, { mobilePhone: mobile.value, primaryPhone: primary.value });
+        await audit(repos, ctx, 'user.account.update_profile', 'success', user.id, { changed });
+      });
+      return { kind: 'done' };
+    },
+
+    /** "Send push automatically", kept beside any other preference in `users.preferences`. */
+    async setAutoPush(who: Who, autoPush: boolean, ctx: RequestContext): Promise<void> {
+      const { user } = who;
+      const current = parsePreferences(user.preferences);
+      if ((current.autoPush === true) === autoPush) return;
+      await store.transaction(async (repos) => {
+        await repos.users.setPreferences(user.id, { ...current, autoPush });
+        await audit(repos, ctx, 'user.account.update_preferences', 'success', user.id, { autoPush });
+      });
+    },
+
+    /**
+     * Starts adding a TOTP method: a new PENDING_ACTIVATION factor with a fresh seed, sealed at
+     * rest. It becomes ACTIVE only with a correct code ({@link activateEnrollment}).
+     */
+    async startEnrollment(
+      who: Who,
+      provider: string,
+      ctx: RequestContext,
+    ): Promise<{ kind: 'started'; factorId: string } | { kind: 'invalid'; error: string }> {
+      const choice = ENROLLABLE_FACTORS.find((f) => f.provider === provider);
+      if (!choice) return { kind: 'invalid', error: 'Choose one of the methods below.' };
+      const { user } = who;
+      const now = clock();
+      return store.transaction(async (repos) => {
+        // One setup at a time, as at sign-in: an abandoned one is dropped.
+        await repos.factors.deletePendingFactors(user.id);
+        const existing = await activeFactors(repos, user.id);
+        if (existing.length >= MAX_FACTORS) {
+          return {
+            kind: 'invalid' as const,
+            error: `You can have at most ${MAX_FACTORS} security methods. Remove one you no longer use first.`,
+          };
+        }
+        const id = createId('uft', random);
+        await repos.factors.createFactor({
+          id,
+          user_id: user.id,
+          factor_type: choice.factorType,
+          provider: choice.provider,
+          status: 'PENDING_ACTIVATION',
+          name: nameForNewFactor(
+            choice.label,
+            existing.map((f) => f.name),
+          ),
+          secret_enc: secretBox.seal(createTotpSecret(random), sealAad(id)),
+          last_used_step: null,
+          created_at: now,
+          activated_at: null,
+          last_used_at: null,
+        });
+        await audit(repos, ctx, 'user.mfa.factor.enroll_started', 'success', user.id, {
+          factorId: id,
+          provider: choice.provider,
+          via: 'profile',
+        });
+        return { kind: 'started' as const, factorId: id };
+      });
+    },
+
+    /** The QR code's URI and the setup key of a pending factor of this user, if still valid. */
+    async pendingEnrollment(who: Who, factorId: string): Promise<PendingEnrollment | undefined> {
+      const factor = await loadPending(who.user.id, factorId);
+      if (!factor?.secret_enc) return undefined;
+      const secret = secretBox.open(factor.secret_enc, sealAad(factor.id));
+      return {
+        factor,
+        sharedSecret: base32Encode(secret, { padding: false }),
+        otpauthUri: buildOtpauthUri({
+          secret,
+          issuer: `TRAQS ${deps.environment.label}`,
+          accountName: who.user.login,
+          stepSeconds: policy.totpStepSeconds,
+          digits: 6,
+        }),
+      };
+    },
+
+    /**
+     * Confirms a pending factor with a current code: PENDING_ACTIVATION → ACTIVE with the code's
+     * step recorded (no replay), the audit event and the "method added" email in one transaction.
+     */
+    async activateEnrollment(
+      who: Who,
+      factorId: string,
+      passCode: string,
+      ctx: RequestContext,
+    ): Promise<{ kind: 'activated'; factor: FactorRow } | { kind: 'retry'; error: string } | { kind: 'gone' }> {
+      const { user } = who;
+      const factor = await loadPending(user.id, factorId);
+      if (!factor?.secret_enc) return { kind: 'gone' };
+      const now = clock();
+      const check = verifyTotp({
+        secret: secretBox.open(factor.secret_enc, sealAad(factor.id)),
+        code: passCode,
+        now,
+        lastUsedStep: factor.last_used_step,
+        stepSeconds: policy.totpStepSeconds,
+        driftSteps: policy.totpDriftSteps,
+      });
+      if (!check.ok) {
+        if (check.reason !== 'INVALID_FORMAT') {
+          await store.transaction((repos) =>
+            audit(repos, ctx, 'user.mfa.factor.activate', 'failure', user.id, {
+              factorId: factor.id,
+              reason: check.reason,
+              via: 'profile',
+            }),
+          );
+        }
+        return { kind: 'retry', error: codeMessage(check.reason) };
+      }
+      return store.transaction(async (repos) => {
+        if (!(await repos.factors.activateFactor(factor.id, check.step, now))) return { kind: 'gone' as const };
+        await audit(repos, ctx, 'user.mfa.factor.activate', 'success', user.id, {
+          factorId: factor.id,
+          provider: factor.provider,
+          name: factor.name,
+          via: 'profile',
+        });
+        await notifier.factorEnrolled(repos, user, factor, ctx);
+        return { kind: 'activated' as const, factor };
+      });
+    },
+
+    /** An ACTIVE factor of this user (never another user's) and whether it is the last one. */
+    async removalPreview(who: Who, factorId: string): Promise<{ factor: FactorRow; isLast: boolean } | undefined> {
+      const factors = await activeFactors(store.repos, who.user.id);
+      const factor = factors.find((f) => f.id === factorId);
+      return factor ? { factor, isLast: factors.length === 1 } : undefined;
+    },
+
+    /**
+     * Removes a method (a lost device), even the last one: the next sign-in then starts with
+     * enrollment (FAQ: "remove the lost device from your MFA settings").
+     */
+    async removeFactor(
+      who: Who,
+      factorId: string,
+      ctx: RequestContext,
+    ): Promise<{ kind: 'removed'; factor: FactorRow; remaining: number } | { kind: 'not-found' }> {
+      const { user } = who;
+      const factor = await store.repos.factors.findFactor(user.id, factorId);
+      if (factor?.status !== 'ACTIVE') return { kind: 'not-found' };
+      return store.transaction(async (repos) => {
+        if (!(await repos.factors.deleteFactor(user.id, factor.id))) return { kind: 'not-found' as const };
+        const remaining = (await activeFactors(repos, user.id)).length;
+        await audit(repos, ctx, 'user.mfa.factor.deactivate', 'success', user.id, {
+          factorId: factor.id,
+          provider: factor.provider,
+          name: factor.name,
+          remaining,
+        });
+        await notifier.factorRemoved(repos, user, factor.name, ctx);
+        return { kind: 'removed' as const, factor, remaining };
+      });
+    },
+
+    /**
+     * Changes the password: the new one under the activation policy (NIST 800-63B §5.1.1.2), the
+     * current one checked with Argon2id and counted like a sign-in attempt. Every other session and
+     * sign-in in progress ends (OWASP ASVS 3.3.3); this session stays.
+     */
+    async changePassword(
+      who: Who,
+      input: { currentPassword: string; newPassword: string },
+      ctx: RequestContext,
+    ): Promise<ChangeResult<'currentPassword' | 'newPassword'>> {
+      const { user } = who;
+      const errors: FieldErrors<'currentPassword' | 'newPassword'> = {};
+      if (!input.currentPassword) errors.currentPassword = 'Enter your current password.';
+      const problems = input.newPassword
+        ? checkNewPassword(input.newPassword, {
+            minLength: policy.passwordMinLength,
+            maxLength: policy.passwordMaxLength,
+            username: user.login,
+            blocklist: deps.blocklist,
+          })
+        : [{ message: 'Enter a new password.' }];
+      if (problems.length) errors.newPassword = problems.map((p) => p.message).join(' ');
+      if (errors.currentPassword || errors.newPassword) return { kind: 'invalid', errors };
+      if (!user.password_hash) {
+        return { kind: 'invalid', errors: { currentPassword: 'Your account has no password to change.' } };
+      }
+
+      const attempt = await reserveAttempt(user.id);
+      if (attempt === null) {
+        await endSessionAfterFailures(who, ctx, 'too many failed attempts', false);
+        return { kind: 'signed-out' };
+      }
+      const check = await passwords.verify(user.password_hash, input.currentPassword);
+      if (!check.ok) {
+        await store.transaction((repos) =>
+          audit(repos, ctx, 'user.account.update_password', 'failure', user.id, {
+            via: 'profile',
+            reason: 'wrong current password',
+            consecutiveFailures: attempt,
+          }),
+        );
+        if (attempt >= policy.maxFailedAttempts) {
+          await endSessionAfterFailures(who, ctx, 'too many wrong passwords at password change', true);
+          return { kind: 'signed-out' };
+        }
+        return { kind: 'invalid', errors: { currentPassword: 'Your current password is not correct.' } };
+      }
+      await store.repos.users.releaseAttempt(user.id);
+      if (input.newPassword.normalize('NFKC') === input.currentPassword.normalize('NFKC')) {
+        return { kind: 'invalid', errors: { newPassword: 'Choose a password different from your current one.' } };
+      }
+      const hash = await passwords.hash(input.newPassword);
+      const now = clock();
+      await store.transaction(async (repos) => {
+        await repos.users.setPassword(user.id, hash, now);
+        const ended = await repos.tokens.revokeUserSessions(user.id, now, who.session.id_hash);
+        await repos.tokens.endUserTransactions(user.id, now);
+        await audit(repos, ctx, 'user.account.update_password', 'success', user.id, {
+          via: 'profile',
+          otherSessionsEnded: ended,
+        });
+        await notifier.passwordChanged(repos, user, ctx);
+      });
+      return { kind: 'done' };
+    },
+
+    /**
+     * Changes the recovery question under activation's rules: a question of 5 to 200 characters and
+     * an answer of 4 to 100 (stored as an Argon2id hash of the normalised answer).
+     */
+    async changeRecoveryQuestion(
+      who: Who,
+      input: { question: string; answer: string },
+      ctx: RequestContext,
+    ): Promise<Exclude<ChangeResult<'question' | 'answer'>, { kind: 'signed-out' }>> {
+      const { user } = who;
+      const question = input.question.trim().replace(/\s+/g, ' ');
+      const errors: FieldErrors<'question' | 'answer'> = {};
+      if (question.length < 5) errors.question = 'Write a recovery question of at least 5 characters.';
+      else if (question.length > 200) errors.question = 'Use at most 200 characters.';
+      const problems = checkRecoveryAnswer(input.answer);
+      if (problems.length) errors.answer = problems.map((p) => p.message).join(' ');
+      if (errors.question || errors.answer) return { kind: 'invalid', errors };
+      const answerHash = await passwords.hash(normalizeRecoveryAnswer(input.answer));
+      await store.transaction(async (repos) => {
+        await repos.users.setRecoveryQuestion(user.id, question, answerHash);
+        await audit(repos, ctx, 'user.account.update_recovery_question', 'success', user.id);
+        await notifier.recoveryQuestionChanged(repos, user, ctx);
+      });
+      return { kind: 'done' };
+    },
+
+    /** Signs out every other session of the user and ends their sign-ins in progress. */
+    async signOutOtherSessions(who: Who, ctx: RequestContext): Promise<number> {
+      const now = clock();
+      return store.transaction(async (repos) => {
+        const ended = await repos.tokens.revokeUserSessions(who.user.id, now, who.session.id_hash);
+        await repos.tokens.endUserTransactions(who.user.id, now);
+        await audit(repos, ctx, 'user.session.clear', 'success', who.user.id, { sessionsEnded: ended });
+        return ended;
+      });
+    },
+  };
+}
+
+export type ProfileService = ReturnType<typeof createProfileService>;

@@ -1,0 +1,293 @@
+import type { UserRow } from '../accounts/repository.ts';
+import type { FactorRow } from '../authn/factors/repository.ts';
+import { ENROLLABLE_FACTORS } from '../authn/service.ts';
+import { Csrf, Field, Layout, type PageContext } from '../web/layout.tsx';
+import { describeFactorType, formatTime } from './describe.ts';
+import type { FieldErrors, PendingEnrollment } from './service.ts';
+
+/** The six-digit code input: `one-time-code` lets browsers and password managers fill it. */
+function PassCodeField({ error }: { error?: string | undefined }) {
+  return (
+    <Field
+      name="passCode"
+      label="Six-digit code"
+      autocomplete="one-time-code"
+      inputmode="numeric"
+      maxLength={7}
+      error={error}
+    />
+  );
+}
+
+function BackLink() {
+  return (
+    <p class="links">
+      <a href="/">Cancel and go back to your profile</a>
+    </p>
+  );
+}
+
+function FormError({ error }: { error?: string | undefined }) {
+  return error ? (
+    <p class="alert" role="alert">
+      {error}
+    </p>
+  ) : null;
+}
+
+/** "Verify it's you" before a sensitive change: a current code of an enrolled method. */
+export function VerifyItsYouPage(props: {
+  ctx: PageContext;
+  user: UserRow;
+  factors: FactorRow[];
+  chosen: FactorRow | undefined;
+  next: string;
+  /** What the user is about to do, as a verb phrase ("change your password"). */
+  purpose: string;
+  error?: string | undefined;
+}) {
+  const { chosen } = props;
+  const c = props.ctx.contacts;
+  return (
+    <Layout ctx={props.ctx} title="Verify it's you">
+      <div class="card">
+        <h1>Verify it's you</h1>
+        {chosen ? (
+          <>
+            <p>
+              To {props.purpose}, enter a current code from <strong>{chosen.name}</strong>. We ask when you have not
+              verified in the last 5 minutes.
+            </p>
+            <form method="post" action="/profile/verify" novalidate>
+              <Csrf ctx={props.ctx} />
+              <input type="hidden" name="factorId" value={chosen.id} />
+              <input type="hidden" name="next" value={props.next} />
+              <PassCodeField error={props.error} />
+              <button type="submit">Verify</button>
+            </form>
+            {props.factors.length > 1 ? (
+              <>
+                <h2>Use another method</h2>
+                <ul>
+                  {props.factors
+                    .filter((f) => f.id !== chosen.id)
+                    .map((f) => (
+                      <li key={f.id}>
+                        <a
+                          href={`/profile/verify?next=${encodeURIComponent(props.next)}&factor=${encodeURIComponent(f.id)}`}
+                        >
+                          {f.name}
+                        </a>
+                      </li>
+                    ))}
+                </ul>
+              </>
+            ) : null}
+          </>
+        ) : (
+          <p class="alert" role="alert">
+            You have no security method left to verify with, so you cannot {props.purpose} now. Sign out and sign in
+            again: after your password, sign-in asks you to set up a new method. Need help? Call {c.techSupportName} at{' '}
+            {c.techSupportPhone}.
+          </p>
+        )}
+        <BackLink />
+      </div>
+    </Layout>
+  );
+}
+
+/** Choosing the app to add (SMS and voice are retired). */
+export function AddMethodPage(props: { ctx: PageContext; error?: string | undefined }) {
+  return (
+    <Layout ctx={props.ctx} title="Add a security method">
+      <div class="card">
+        <h1>Add a security method</h1>
+        <p>
+          A second method on another device keeps you able to sign in if you lose your phone. Install the app first,
+          then choose it here.
+        </p>
+        <FormError error={props.error} />
+        <div class="factor-choice">
+          {ENROLLABLE_FACTORS.map((f) => (
+            <form method="post" action="/profile/factors/add" key={f.provider}>
+              <Csrf ctx={props.ctx} />
+              <input type="hidden" name="provider" value={f.provider} />
+              <strong>{f.label}</strong>
+              <p class="hint">
+                {f.provider === 'GOOGLE'
+                  ? 'Six-digit codes from Google Authenticator or any RFC 6238 authenticator app.'
+                  : 'Six-digit codes from the Okta Verify app.'}
+              </p>
+              <button type="submit">Set up {f.label}</button>
+            </form>
+          ))}
+        </div>
+        <p class="hint">SMS and voice call authentication were retired on 31 December 2025 and cannot be added.</p>
+        <BackLink />
+      </div>
+    </Layout>
+  );
+}
+
+/** The QR code and setup key of a pending method, and the code that activates it. */
+export function SetupMethodPage(props: {
+  ctx: PageContext;
+  enrollment: PendingEnrollment;
+  qrDataUrl: string;
+  error?: string | undefined;
+}) {
+  const { factor, sharedSecret } = props.enrollment;
+  const grouped = sharedSecret.replace(/(.{4})/g, '$1 ').trim();
+  return (
+    <Layout ctx={props.ctx} title={`Set up ${factor.name}`}>
+      <div class="card">
+        <h1>Set up {factor.name}</h1>
+        <ol>
+          <li>Open the app on your phone and add an account.</li>
+          <li>Scan this QR code, or choose to enter a setup key and type the key below.</li>
+          <li>Enter the six-digit code the app shows. The method is added only when the code is right.</li>
+        </ol>
+        <img class="qr" src={props.qrDataUrl} alt="QR code for your authenticator app (the setup key is shown below)" />
+        <p>
+          Setup key (time-based):{' '}
+          <code class="secret" id="shared-secret" data-secret={sharedSecret}>
+            {grouped}
+          </code>
+        </p>
+        <form method="post" action={`/profile/factors/${encodeURIComponent(factor.id)}/activate`} novalidate>
+          <Csrf ctx={props.ctx} />
+          <PassCodeField error={props.error} />
+          <button type="submit">Verify</button>
+        </form>
+        <BackLink />
+      </div>
+    </Layout>
+  );
+}
+
+/** Confirmation before removing a method, with a clear warning when it is the last one. */
+export function RemoveMethodPage(props: { ctx: PageContext; factor: FactorRow; isLast: boolean }) {
+  const { factor } = props;
+  return (
+    <Layout ctx={props.ctx} title={`Remove ${factor.name}`}>
+      <div class="card">
+        <h1>Remove {factor.name}?</h1>
+        <dl class="facts">
+          <dt>Type</dt>
+          <dd>{describeFactorType(factor.factor_type)}</dd>
+          <dt>Enrolled</dt>
+          <dd>{formatTime(factor.activated_at)}</dd>
+          <dt>Last used</dt>
+          <dd>{formatTime(factor.last_used_at)}</dd>
+        </dl>
+        {props.isLast ? (
+          <p class="alert" role="alert" id="last-method-warning">
+            This is your only security method. After you remove it, your next sign-in asks for your password and then
+            makes you set up a new method before you can continue. If you still have another device, add the new method
+            first.
+          </p>
+        ) : (
+          <p>Codes from this app will no longer be accepted. Remove it if you lost the device or no longer use it.</p>
+        )}
+        <form method="post" action={`/profile/factors/${encodeURIComponent(factor.id)}/remove`}>
+          <Csrf ctx={props.ctx} />
+          <button type="submit" class="danger">
+            Remove {factor.name}
+          </button>
+        </form>
+        <BackLink />
+      </div>
+    </Layout>
+  );
+}
+
+/** Current and new password; the new one under the activation policy. */
+export function ChangePasswordPage(props: {
+  ctx: PageContext;
+  user: UserRow;
+  minLength: number;
+  errors?: FieldErrors<'currentPassword' | 'newPassword'>;
+}) {
+  const e = props.errors ?? {};
+  return (
+    <Layout ctx={props.ctx} title="Change your password">
+      <div class="card">
+        <h1>Change your password</h1>
+        <p>When the password is changed, your other sessions are signed out. This one stays signed in.</p>
+        <form method="post" action="/profile/password" novalidate>
+          <Csrf ctx={props.ctx} />
+          {/* Lets password managers store the new password under the right username. */}
+          <input type="hidden" name="username" autocomplete="username" value={props.user.login} />
+          <Field
+            name="currentPassword"
+            label="Current password"
+            type="password"
+            autocomplete="current-password"
+            error={e.currentPassword}
+            maxLength={1024}
+          />
+          <Field
+            name="newPassword"
+            label="New password"
+            type="password"
+            autocomplete="new-password"
+            hint={`At least ${props.minLength} characters. A long phrase is easier to remember and harder to guess. Common passwords and your username are refused.`}
+            error={e.newPassword}
+            maxLength={1024}
+          />
+          <button type="submit">Change password</button>
+        </form>
+        <BackLink />
+      </div>
+    </Layout>
+  );
+}
+
+/** A new recovery question and answer, under the activation rules. */
+export function ChangeQuestionPage(props: {
+  ctx: PageContext;
+  user: UserRow;
+  question: string;
+  errors?: FieldErrors<'question' | 'answer'>;
+}) {
+  const e = props.errors ?? {};
+  return (
+    <Layout ctx={props.ctx} title="Change your recovery question">
+      <div class="card">
+        <h1>Change your recovery question</h1>
+        <p>
+          The question confirms it is you when you forget your password or unlock your account with an emailed link.
+        </p>
+        {props.user.recovery_question ? (
+          <p>
+            Current question: <strong>{props.user.recovery_question}</strong>
+          </p>
+        ) : null}
+        <form method="post" action="/profile/recovery-question" novalidate>
+          <Csrf ctx={props.ctx} />
+          <Field
+            name="recoveryQuestion"
+            label="New question"
+            autocomplete="off"
+            value={props.question}
+            error={e.question}
+            hint="At least 5 characters. Choose something only you know and will remember."
+            maxLength={200}
+          />
+          <Field
+            name="recoveryAnswer"
+            label="Answer"
+            type="password"
+            autocomplete="off"
+            hint="4 to 100 characters. Capitals and extra spaces do not matter."
+            error={e.answer}
+            maxLength={200}
+          />
+          <button type="submit">Change recovery question</button>
+        </form>
+        <BackLink />
+      </div>
+    </Layout>
+  );
+}
