@@ -88,7 +88,10 @@ export const configSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     trustProxy: z.boolean().default(false),
     /** Serve HTTPS directly (PEM files); otherwise terminate TLS at a reverse proxy (`trustProxy`). */
-    tls: z.object({ certFile: z.string().min(1), keyFile: z.string().min(1) }).strict().optional(),
+    tls: z
+      .object({ certFile: z.string().min(1), keyFile: z.string().min(1) })
+      .strict()
+      .optional(),
     environments: z.array(environmentSchema).min(1),
     smtp: z
       .object({
