@@ -155,3 +155,24 @@ export type CpuMeasurement = ReturnType<ReturnType<typeof startCpuMeter>>;
 export function percentOfMachine(cpuMs: number | undefined, wallMs: number): number | undefined {
   return cpuMs === undefined ? undefined : (cpuMs / wallMs / cpus().length) * 100;
 }
+
+/** Several phases' measurements as one (CPU times and wall time added up). */
+export function sumCpu(parts: readonly CpuMeasurement[]): CpuMeasurement {
+  const add = (f: (m: CpuMeasurement) => number | undefined) =>
+    parts.some((m) => f(m) === undefined) ? undefined : parts.reduce((a, m) => a + (f(m) ?? 0), 0);
+  const wallMs = parts.reduce((a, m) => a + m.wallMs, 0);
+  return {
+    wallMs,
+    processCpuMs: add((m) => m.processCpuMs) ?? 0,
+    mainThreadCpuMs: add((m) => m.mainThreadCpuMs),
+    eventLoopUtilization: parts.reduce((a, m) => a + m.eventLoopUtilization * m.wallMs, 0) / wallMs,
+    otherProcessesCpuMs: add((m) => m.otherProcessesCpuMs),
+  };
+}
+
+export function median(values: readonly number[]): number {
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
+}

@@ -25,7 +25,7 @@ import { sqlitePathFor } from '../src/db/database.ts';
 import { createSecretBox } from '../src/lib/secret-box.ts';
 import { createId } from '../src/lib/tokens.ts';
 import type { MailTransport } from '../src/mail/transport.ts';
-import { type CpuMeasurement, progress, sleep, startCpuMeter } from './common.ts';
+import { progress } from './common.ts';
 import type { LoadClient, LoadCommand, LoadMessage, LoadResult, LoadUser } from './signin-load.ts';
 
 /** Every benchmark user's password (it passes the password policy). */
@@ -238,75 +238,84 @@ export async function createUsers(idp: BenchIdp, template: TemplateUser, count: 
 export interface SignInLoadOptions {
   users: LoadUser[];
   concurrency: number;
-  warmupSeconds: number;
-  seconds: number;
   client: LoadClient;
-  /** Write a CPU profile of the server's main thread over the measured window. */
-  cpuProfile?: boolean;
+}
+
+/** The running load generator: windows are measured between `windowStart` and `windowEnd`. */
+export interface SignInLoad {
+  windowStart(): void;
+  windowEnd(): void;
+  /** Resolves once no sign-in is in flight any more. */
+  pause(): Promise<void>;
+  resume(): void;
+  stop(): Promise<LoadResult>;
 }
 
 /**
- * Runs the sign-in load generator (`signin-load.ts`, a child process) against the idp: warm-up,
- * then the measured window, over which this process's CPU use is measured too.
+ * Starts the sign-in load generator (`signin-load.ts`) in a child process, so that its CPU time is
+ * measured apart from the server's. It starts signing in at once.
  */
-export async function runSignInLoad(
-  idp: BenchIdp,
-  options: SignInLoadOptions,
-): Promise<{ load: LoadResult; server: CpuMeasurement }> {
+export async function startSignInLoad(idp: BenchIdp, options: SignInLoadOptions): Promise<SignInLoad> {
   const child = fork(fileURLToPath(new URL('./signin-load.ts', import.meta.url)), [], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  try {
-    const messages: LoadMessage[] = [];
-    let wake: (() => void) | undefined;
-    child.on('message', (m: LoadMessage) => {
-      messages.push(m);
-      wake?.();
-    });
-    const exited = new Promise<never>((_, reject) =>
-      child.on('exit', (code) => reject(new Error(`the load generator exited (${code})`))),
-    );
-    exited.catch(() => undefined);
-    const receive = async <T extends LoadMessage['type']>(type: T) => {
-      for (;;) {
-        const i = messages.findIndex((m) => m.type === type);
-        if (i >= 0) return messages.splice(i, 1)[0] as Extract<LoadMessage, { type: T }>;
-        await Promise.race([new Promise<void>((resolve) => (wake = resolve)), exited]);
+  const messages: LoadMessage[] = [];
+  let wake: (() => void) | undefined;
+  child.on('message', (m: LoadMessage) => {
+    messages.push(m);
+    wake?.();
+  });
+  const exited = new Promise<never>((_, reject) =>
+    child.on('exit', (code) => reject(new Error(`the load generator exited (${code})`))),
+  );
+  exited.catch(() => undefined);
+  const receive = async <T extends LoadMessage['type']>(type: T) => {
+    for (;;) {
+      const i = messages.findIndex((m) => m.type === type);
+      if (i >= 0) return messages.splice(i, 1)[0] as Extract<LoadMessage, { type: T }>;
+      await Promise.race([new Promise<void>((resolve) => (wake = resolve)), exited]);
+    }
+  };
+  const command = (c: LoadCommand) => child.send(c);
+  command({
+    type: 'start',
+    origin: idp.origin,
+    users: options.users,
+    concurrency: options.concurrency,
+    stepSeconds: idp.rt.config.policy.totpStepSeconds,
+    client: options.client,
+  });
+  await receive('started');
+  return {
+    windowStart: () => command({ type: 'window-start' }),
+    windowEnd: () => command({ type: 'window-end' }),
+    async pause() {
+      command({ type: 'pause' });
+      await receive('paused');
+    },
+    resume: () => command({ type: 'resume' }),
+    async stop() {
+      try {
+        command({ type: 'stop' });
+        return (await receive('result')).result;
+      } finally {
+        if (child.connected) child.disconnect();
       }
-    };
-    const command = (c: LoadCommand) => child.send(c);
+    },
+  };
+}
 
-    command({
-      type: 'start',
-      origin: idp.origin,
-      users: options.users,
-      concurrency: options.concurrency,
-      stepSeconds: idp.rt.config.policy.totpStepSeconds,
-      client: options.client,
-    });
-    await receive('started');
-    await sleep(options.warmupSeconds * 1000);
-    const profiler = options.cpuProfile ? new Session() : undefined;
-    if (profiler) {
-      profiler.connect();
-      await profiler.post('Profiler.enable');
-      await profiler.post('Profiler.start');
-    }
-    command({ type: 'measure' });
-    const meter = startCpuMeter();
-    await sleep(options.seconds * 1000);
-    command({ type: 'stop' });
-    const server = meter();
-    if (profiler) {
-      const { profile } = await profiler.post('Profiler.stop');
-      profiler.disconnect();
-      const file = join(tmpdir(), `traqs-bench-signin-${Date.now()}.cpuprofile`);
-      writeFileSync(file, JSON.stringify(profile));
-      progress(`CPU profile of the server's main thread over the measured window: ${file}`);
-    }
-    const { result } = await receive('result');
-    return { load: result, server };
-  } finally {
-    if (child.connected) child.disconnect();
-  }
+/** Profiles this process's main thread from `start()` to `stop()`, into a `.cpuprofile` file. */
+export async function startProfiler(name: string) {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = await session.post('Profiler.stop');
+    session.disconnect();
+    const file = join(tmpdir(), `traqs-bench-${name}-${Date.now()}.cpuprofile`);
+    writeFileSync(file, JSON.stringify(profile));
+    return file;
+  };
 }

@@ -32,13 +32,21 @@ export type LoadCommand =
       /** `raw`: a minimal HTTP/1.1 client on one socket per client; `http`: node:http with a keep-alive Agent. */
       client: LoadClient;
     }
-  | { type: 'measure' }
+  /** Opens a measured window: sign-ins that end inside one are counted. */
+  | { type: 'window-start' }
+  | { type: 'window-end' }
+  /** Stops starting sign-ins and answers `paused` once none is in flight. */
+  | { type: 'pause' }
+  | { type: 'resume' }
   | { type: 'stop' };
 
 export interface LoadResult {
+  /** Total length of the measured windows. */
   windowMs: number;
-  /** Sign-ins that ended in SUCCESS inside the measured window. */
+  /** Sign-ins that ended in SUCCESS inside a measured window. */
   completed: number;
+  /** Per window: its length and the sign-ins that ended in it. */
+  windows: { ms: number; completed: number }[];
   /** Milliseconds, for the sign-ins counted in `completed`. */
   latency: { total: number[]; primary: number[]; verify: number[] };
   /** Failures by kind, in the window and over the whole run (warm-up and drain included). */
@@ -51,14 +59,13 @@ export interface LoadResult {
   stalls: number;
   /** Shortest time between two sign-ins of one user, in seconds (null: nobody signed in twice). */
   minReuseSeconds: number | null;
-  /** The client process's CPU time and main-thread utilisation over the window. */
+  /** The client process's CPU time over the windows. */
   cpuMs: number;
-  eventLoopUtilization: number;
 }
 
 export type LoadClient = 'raw' | 'http';
 
-export type LoadMessage = { type: 'started' } | { type: 'result'; result: LoadResult };
+export type LoadMessage = { type: 'started' } | { type: 'paused' } | { type: 'result'; result: LoadResult };
 
 type Json = Record<string, unknown>;
 const asObject = (v: unknown): Json | undefined =>
@@ -139,10 +146,15 @@ function run(cmd: Extract<LoadCommand, { type: 'start' }>) {
   }
 
   let stopping = false;
-  let windowStart = Number.POSITIVE_INFINITY;
-  let windowEnd = Number.POSITIVE_INFINITY;
+  let paused = false;
+  let resumed: Promise<void> = Promise.resolve();
+  let resume = () => {};
+  let inFlight = 0;
+  let onIdle: (() => void) | undefined;
+  let windowStart: number | undefined;
   let cpuStart = process.cpuUsage();
-  let eluStart = performance.eventLoopUtilization();
+  let cpuMs = 0;
+  const windows: { start: number; end: number; completed: number }[] = [];
   const latency = { total: [] as number[], primary: [] as number[], verify: [] as number[] };
   const errorsInWindow: Record<string, number> = {};
   const errorsTotal: Record<string, number> = {};
@@ -150,10 +162,15 @@ function run(cmd: Extract<LoadCommand, { type: 'start' }>) {
   let successesTotal = 0;
   let stalls = 0;
   let minReuseMs = Number.POSITIVE_INFINITY;
+  const inWindow = (t: number) => windowStart !== undefined && t >= windowStart;
 
   async function client() {
     const post = http.open();
     while (!stopping) {
+      if (paused) {
+        await resumed;
+        continue;
+      }
       const user = nextUser();
       if (!user) {
         stalls++;
@@ -161,25 +178,29 @@ function run(cmd: Extract<LoadCommand, { type: 'start' }>) {
         continue;
       }
       user.busy = true;
+      inFlight++;
       const startedAt = Date.now();
       if (user.lastUsedAt !== null) minReuseMs = Math.min(minReuseMs, startedAt - user.lastUsedAt);
       user.lastUsedAt = startedAt;
       try {
         const r = await signIn(post, user);
         successesTotal++;
-        if (r.end >= windowStart && r.end <= windowEnd) {
+        if (inWindow(r.end)) {
           latency.total.push(r.total);
           latency.primary.push(r.primary);
           latency.verify.push(r.verify);
+          const w = windows[windows.length - 1];
+          if (w) w.completed++;
         }
       } catch (err) {
         const kind = err instanceof SignInError ? err.kind : `network ${(err as NodeJS.ErrnoException).code ?? ''}`;
         errorsTotal[kind] = (errorsTotal[kind] ?? 0) + 1;
-        const at = performance.now();
-        if (at >= windowStart && at <= windowEnd) errorsInWindow[kind] = (errorsInWindow[kind] ?? 0) + 1;
+        if (inWindow(performance.now())) errorsInWindow[kind] = (errorsInWindow[kind] ?? 0) + 1;
         if (errorSamples.length < 5) errorSamples.push(`${user.login}: ${(err as Error).message}`);
       } finally {
         user.busy = false;
+        inFlight--;
+        if (inFlight === 0) onIdle?.();
       }
     }
   }
@@ -187,21 +208,41 @@ function run(cmd: Extract<LoadCommand, { type: 'start' }>) {
   const clients = Array.from({ length: cmd.concurrency }, client);
 
   return {
-    measure() {
+    windowStart() {
       windowStart = performance.now();
+      windows.push({ start: windowStart, end: windowStart, completed: 0 });
       cpuStart = process.cpuUsage();
-      eluStart = performance.eventLoopUtilization();
+    },
+    windowEnd() {
+      const w = windows[windows.length - 1];
+      if (windowStart === undefined || !w) return;
+      w.end = performance.now();
+      windowStart = undefined;
+      const cpu = process.cpuUsage(cpuStart);
+      cpuMs += (cpu.user + cpu.system) / 1000;
+    },
+    async pause() {
+      paused = true;
+      resumed = new Promise((r) => {
+        resume = r;
+      });
+      if (inFlight > 0) await new Promise<void>((r) => (onIdle = r));
+      onIdle = undefined;
+    },
+    resume() {
+      paused = false;
+      resume();
     },
     async stop(): Promise<LoadResult> {
-      windowEnd = performance.now();
-      const cpu = process.cpuUsage(cpuStart);
-      const elu = performance.eventLoopUtilization(eluStart);
+      this.windowEnd();
       stopping = true;
+      this.resume();
       await Promise.all(clients);
       http.close();
       return {
-        windowMs: windowEnd - windowStart,
+        windowMs: windows.reduce((a, w) => a + (w.end - w.start), 0),
         completed: latency.total.length,
+        windows: windows.map((w) => ({ ms: w.end - w.start, completed: w.completed })),
         latency,
         errorsInWindow,
         errorsTotal,
@@ -209,8 +250,7 @@ function run(cmd: Extract<LoadCommand, { type: 'start' }>) {
         successesTotal,
         stalls,
         minReuseSeconds: Number.isFinite(minReuseMs) ? minReuseMs / 1000 : null,
-        cpuMs: (cpu.user + cpu.system) / 1000,
-        eventLoopUtilization: elu.utilization,
+        cpuMs,
       };
     },
   };
@@ -350,9 +390,17 @@ process.on('message', (m: LoadCommand) => {
   if (m.type === 'start') {
     load = run(m);
     send({ type: 'started' });
-  } else if (m.type === 'measure') {
-    load?.measure();
-  } else if (m.type === 'stop' && load) {
+  } else if (!load) {
+    return;
+  } else if (m.type === 'window-start') {
+    load.windowStart();
+  } else if (m.type === 'window-end') {
+    load.windowEnd();
+  } else if (m.type === 'pause') {
+    void load.pause().then(() => send({ type: 'paused' }));
+  } else if (m.type === 'resume') {
+    load.resume();
+  } else if (m.type === 'stop') {
     void load.stop().then((result) => send({ type: 'result', result }));
   }
 });

@@ -3,6 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createAccountService } from './accounts/service.ts';
 import { registerAuthnApi } from './authn/api-routes.ts';
+import { createAttemptGuard } from './authn/attempts.ts';
 import { createPasswordHasher } from './authn/factors/password/hashing.ts';
 import { loadPasswordBlocklist } from './authn/factors/password/policy.ts';
 import { registerSignInPages } from './authn/page-routes.tsx';
@@ -62,6 +63,9 @@ export async function openEnvironment(
   const emailContext = { environment, contacts: config.contacts };
   const reports = createReportService({ store, environment, clock, random });
   const notifier = createNotifier(emailContext, clock, reports.link);
+  const secretBox = createSecretBox(keys.secretBoxKey);
+  const blocklist = loadPasswordBlocklist();
+  const attempts = createAttemptGuard({ store, policy: config.policy, environment, clock, random, notifier });
   const authn = createAuthnService({
     store,
     config,
@@ -69,9 +73,10 @@ export async function openEnvironment(
     clock,
     random,
     passwords,
-    secretBox: createSecretBox(keys.secretBoxKey),
-    blocklist: loadPasswordBlocklist(),
+    secretBox,
+    blocklist,
     notifier,
+    attempts,
   });
   const sessions = createSessionManager(
     store,
@@ -87,9 +92,10 @@ export async function openEnvironment(
     clock,
     random,
     passwords,
-    secretBox: createSecretBox(keys.secretBoxKey),
-    blocklist: loadPasswordBlocklist(),
+    secretBox,
+    blocklist,
     notifier,
+    attempts,
   });
 
   let transport = deps.transport;

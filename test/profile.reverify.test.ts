@@ -214,7 +214,7 @@ describe('the re-verification code', () => {
     expect((await b.get('/profile/password')).statusCode).toBe(303);
   });
 
-  it('wrong codes count like sign-in failures; the 5th signs the session out without a stuck account', async () => {
+  it('wrong codes count like sign-in failures; the 5th locks the account (with its email) and ends the session', async () => {
     s.clock.advance(WINDOW + 1);
     const code = () => wrongCode(alice.secret, s.clock());
     // A blank or malformed entry is not a guess.
@@ -239,7 +239,7 @@ describe('the re-verification code', () => {
       next: '/profile/password',
     });
     expect(fifth.statusCode).toBe(403);
-    expect(fifth.payload).toContain('You were signed out after too many failed attempts.');
+    expect(fifth.payload).toContain('your account is locked');
     expect(b.jar.has(SID)).toBe(false);
     const [ended] = await events(s, 'user.session.end', alice.user.id);
     expect(ended).toMatchObject({ outcome: 'success', actor_id: alice.user.id, ip: CLIENT.ip });
@@ -247,15 +247,11 @@ describe('the re-verification code', () => {
     // The session is dead for anyone holding its cookie.
     const stale = await s.app.inject({ method: 'GET', url: '/', cookies: { [SID]: sid } });
     expect(stale.statusCode).toBe(303);
-    // The account is not locked (the profile cannot lock), but one short of it: the next wrong
-    // password at sign-in locks it through sign-in's own path, with its email.
-    let user = await freshAlice();
-    expect(user.status).toBe('ACTIVE');
-    expect(user.failed_attempts).toBe(4);
-    const wrong = await postJson(s, '/api/v1/authn', { username: alice.login, password: 'a wrong password here' });
-    expect(wrong.body.status).toBe('LOCKED_OUT');
-    user = await freshAlice();
+    // The same lockout as sign-in: locked, with the email and its unlock link.
+    const user = await freshAlice();
     expect(user.status).toBe('LOCKED_OUT');
+    const wrong = await postJson(s, '/api/v1/authn', { username: alice.login, password: alice.password });
+    expect(wrong.body.status).toBe('LOCKED_OUT');
     expect(await mails(s, alice.login, 'accountLocked')).toHaveLength(1);
   });
 

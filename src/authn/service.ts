@@ -7,7 +7,8 @@ import type { Clock, RandomBytes } from '../lib/tokens.ts';
 import { createBearerSecret, createId, hashBearerSecret } from '../lib/tokens.ts';
 import type { Notifier } from '../mail/notifications.ts';
 import type { OktaErrorName } from '../web/errors.ts';
-import { type EmailLinkPurpose, issueEmailLink } from './email-links.ts';
+import type { AttemptGuard } from './attempts.ts';
+import type { EmailLinkPurpose } from './email-links.ts';
 import type { PasswordHasher } from './factors/password/hashing.ts';
 import { checkNewPassword, checkRecoveryAnswer, normalizeRecoveryAnswer } from './factors/password/policy.ts';
 import type { FactorRow } from './factors/repository.ts';
@@ -47,6 +48,7 @@ export interface AuthnDeps {
   secretBox: SecretBox;
   blocklist: ReadonlySet<string>;
   notifier: Notifier;
+  attempts: AttemptGuard;
 }
 
 export interface Enrollment {
@@ -241,70 +243,10 @@ export function createAuthnService(deps: AuthnDeps) {
     return { kind: 'success', user: fresh, amr, factorType, sessionToken, expiresAt: now + SESSION_TOKEN_TTL_MS };
   }
 
-  /**
-   * Counts a wrong credential against the user's consecutive-failure counter (reserved before the
-   * check; see `reserveAttempt`) and locks the account when it reaches the limit.
-   */
-  async function failedAttempt(
-    userId: string,
-    attempt: number,
-    ctx: RequestContext,
-    action: string,
-    details: Record<string, unknown>,
-  ): Promise<boolean> {
-    return store.transaction(async (repos) => {
-      await audit(repos, ctx, action, 'failure', userId, { ...details, consecutiveFailures: attempt });
-      if (attempt < policy.maxFailedAttempts) return false;
-      const now = clock();
-      if (await repos.users.lockUser(userId, now)) {
-        await repos.tokens.endUserTransactions(userId, now);
-        const user = await repos.users.findUserById(userId);
-        if (user) {
-          // Okta's rule: after N lockouts in a row without a successful sign-in, only support unlocks.
-          const supportOnly = user.lockout_count >= policy.lockoutsBeforeSupportUnlock;
-          const options: { unlockUrl?: string; unlockUrlExpiresAt?: number; autoUnlockAt?: number } = {};
-          if (!supportOnly) {
-            options.autoUnlockAt = now + policy.lockoutAutoUnlockMinutes * 60_000;
-            const link = await recoveryLink(repos, user.id, 'recovery_unlock', now);
-            options.unlockUrl = link.url;
-            options.unlockUrlExpiresAt = link.expiresAt;
-          }
-          await deps.notifier.accountLocked(repos, user, ctx, options);
-          await audit(repos, ctx, 'user.account.lock', 'success', userId, {
-            reason: 'too many failed attempts',
-            lockoutCount: user.lockout_count,
-            supportOnly,
-          });
-        }
-      }
-      return true;
-    });
-  }
-
-  /**
-   * Reserves an attempt before checking a credential, so parallel guesses cannot exceed the limit
-   * (OWASP ASVS 2.2.1). Returns the attempt number, or null when the limit is already used up.
-   */
-  async function reserveAttempt(userId: string): Promise<number | null> {
-    const attempt = await store.repos.users.recordFailedAttempt(userId);
-    if (attempt > policy.maxFailedAttempts) {
-      await store.repos.users.releaseAttempt(userId);
-      return null;
-    }
-    return attempt;
-  }
-
-  /** A single-use recovery link (FAQ: valid 8 hours) for the user's email. */
-  function recoveryLink(repos: Repositories, userId: string, purpose: EmailLinkPurpose, now: number) {
-    return issueEmailLink(repos, {
-      userId,
-      purpose,
-      ttlMs: policy.recoveryLinkHours * 3_600_000,
-      now,
-      random,
-      url: (token) => `${deps.environment.idp.publicUrl}/recover?token=${encodeURIComponent(token)}`,
-    });
-  }
+  const attempts = deps.attempts;
+  const reserveAttempt = attempts.reserve;
+  const failedAttempt = attempts.recordFailure;
+  const recoveryLink = attempts.recoveryLink;
 
   /** Automatic unlock after the configured period (DESIGN: 15 minutes), unless only support may unlock. */
   async function autoUnlockIfDue(user: UserRow): Promise<UserRow> {

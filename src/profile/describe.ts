@@ -100,7 +100,7 @@ const ACTIONS: Readonly<Record<string, Describer>> = {
     o === 'failure' ? { what: 'Sign-in failed: wrong code', kind: 'sign-in' } : null,
   'user.authentication.reverify': (_d, o) =>
     o === 'failure' ? { what: "Wrong code when verifying it's you", kind: 'sign-in' } : null,
-  'user.session.end': signIn('Session signed out after too many failed attempts'),
+  'user.session.end': signIn('Session signed out (too many failed attempts)'),
   'user.session.clear': change('Signed out all other sessions'),
   'user.account.lock': signIn('Account locked after too many failed attempts'),
   'user.account.unlock': change('Account unlocked'),

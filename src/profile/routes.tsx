@@ -107,7 +107,7 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
       reply,
       <SignInPage
         ctx={{ ...deps.page(), csrfToken: reply.generateCsrf() }}
-        error="You were signed out after too many failed attempts. Sign in again to continue."
+        error="You were signed out after too many failed attempts, and your account is locked. We emailed you a link to unlock it; it also unlocks by itself after a while."
       />,
       403,
     );

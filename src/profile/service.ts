@@ -1,5 +1,6 @@
 import type { App, Role } from '../accounts/model.ts';
 import type { UserRow } from '../accounts/repository.ts';
+import type { AttemptGuard } from '../authn/attempts.ts';
 import type { PasswordHasher } from '../authn/factors/password/hashing.ts';
 import { checkNewPassword, checkRecoveryAnswer, normalizeRecoveryAnswer } from '../authn/factors/password/policy.ts';
 import type { FactorRow } from '../authn/factors/repository.ts';
@@ -35,6 +36,8 @@ export interface ProfileDeps {
   secretBox: SecretBox;
   blocklist: ReadonlySet<string>;
   notifier: Notifier;
+  /** The consecutive-failure counter and lockout shared with sign-in. */
+  attempts: AttemptGuard;
 }
 
 /** The signed-in user and the session the request came with. */
@@ -159,34 +162,8 @@ export function createProfileService(deps: ProfileDeps) {
     return (await repos.factors.listFactors(userId)).filter((f) => f.status === 'ACTIVE');
   }
 
-  /**
-   * Reserves one attempt on the user's consecutive-failure counter before a code or password is
-   * checked, as sign-in does, so parallel guesses cannot exceed the limit (OWASP ASVS 2.2.1).
-   * Null when the limit is used up (the reservation is given back).
-   */
-  async function reserveAttempt(userId: string): Promise<number | null> {
-    const attempt = await store.repos.users.recordFailedAttempt(userId);
-    if (attempt > policy.maxFailedAttempts) {
-      await store.repos.users.releaseAttempt(userId);
-      return null;
-    }
-    return attempt;
-  }
-
-  /**
-   * The limit was reached inside a session: the session ends. A reservation still held is given
-   * back, so the counter stays one below the limit and the next wrong password at sign-in locks the
-   * account through sign-in's own path (the profile cannot lock it: issue #3, per-session
-   * alternative). Left at the limit, the counter would refuse every sign-in of an account that is
-   * not locked and so never unlocks.
-   */
-  async function endSessionAfterFailures(
-    who: Who,
-    ctx: RequestContext,
-    reason: string,
-    heldReservation: boolean,
-  ): Promise<void> {
-    if (heldReservation) await store.repos.users.releaseAttempt(who.user.id);
+  /** Ends this session (a locked account, or a guesser holding a session). */
+  async function endSession(who: Who, ctx: RequestContext, reason: string): Promise<void> {
     await store.transaction(async (repos) => {
       await repos.tokens.revokeSession(who.session.id_hash, clock());
       await audit(repos, ctx, 'user.session.end', 'success', who.user.id, { reason });
@@ -277,9 +254,9 @@ export function createProfileService(deps: ProfileDeps) {
       }
       // A blank or malformed entry is not a guess: it does not count against the limit.
       if (!/^\d{6}$/.test(passCode.replace(/\s+/g, ''))) return { kind: 'retry', error: codeMessage('INVALID_FORMAT') };
-      const attempt = await reserveAttempt(user.id);
+      const attempt = await deps.attempts.reserve(user.id);
       if (attempt === null) {
-        await endSessionAfterFailures(who, ctx, 'too many failed attempts', false);
+        await endSession(who, ctx, 'too many failed attempts');
         return { kind: 'signed-out' };
       }
       const now = clock();
@@ -305,16 +282,14 @@ export function createProfileService(deps: ProfileDeps) {
         return { kind: 'verified' };
       }
       const reason = check.ok ? 'CODE_REUSED' : check.reason;
-      await store.transaction((repos) =>
-        audit(repos, ctx, 'user.authentication.reverify', 'failure', user.id, {
-          factorId: factor.id,
-          factorType: factorKey,
-          reason,
-          consecutiveFailures: attempt,
-        }),
-      );
-      if (attempt >= policy.maxFailedAttempts) {
-        await endSessionAfterFailures(who, ctx, "too many wrong codes at 'Verify it's you'", true);
+      // Same counter and lockout as sign-in: the fifth wrong code locks the account.
+      const locked = await deps.attempts.recordFailure(user.id, attempt, ctx, 'user.authentication.reverify', {
+        factorId: factor.id,
+        factorType: factorKey,
+        reason,
+      });
+      if (locked) {
+        await endSession(who, ctx, "account locked after wrong codes at 'Verify it's you'");
         return { kind: 'signed-out' };
       }
       return { kind: 'retry', error: codeMessage(reason) };
@@ -532,22 +507,19 @@ export function createProfileService(deps: ProfileDeps) {
         return { kind: 'invalid', errors: { currentPassword: 'Your account has no password to change.' } };
       }
 
-      const attempt = await reserveAttempt(user.id);
+      const attempt = await deps.attempts.reserve(user.id);
       if (attempt === null) {
-        await endSessionAfterFailures(who, ctx, 'too many failed attempts', false);
+        await endSession(who, ctx, 'too many failed attempts');
         return { kind: 'signed-out' };
       }
       const check = await passwords.verify(user.password_hash, input.currentPassword);
       if (!check.ok) {
-        await store.transaction((repos) =>
-          audit(repos, ctx, 'user.account.update_password', 'failure', user.id, {
-            via: 'profile',
-            reason: 'wrong current password',
-            consecutiveFailures: attempt,
-          }),
-        );
-        if (attempt >= policy.maxFailedAttempts) {
-          await endSessionAfterFailures(who, ctx, 'too many wrong passwords at password change', true);
+        const locked = await deps.attempts.recordFailure(user.id, attempt, ctx, 'user.account.update_password', {
+          via: 'profile',
+          reason: 'wrong current password',
+        });
+        if (locked) {
+          await endSession(who, ctx, 'account locked after wrong passwords at password change');
           return { kind: 'signed-out' };
         }
         return { kind: 'invalid', errors: { currentPassword: 'Your current password is not correct.' } };
