@@ -12,7 +12,8 @@ import type { EmailLinkPurpose } from './email-links.ts';
 import type { PasswordHasher } from './factors/password/hashing.ts';
 import { checkNewPassword, checkRecoveryAnswer, normalizeRecoveryAnswer } from './factors/password/policy.ts';
 import type { FactorRow } from './factors/repository.ts';
-import { base32Encode, buildOtpauthUri, createTotpSecret, verifyTotp } from './factors/totp/totp.ts';
+import { createSeedVault } from './factors/totp/seed.ts';
+import { verifyTotp } from './factors/totp/totp.ts';
 import type { TransactionRow } from './token-repository.ts';
 
 /** Okta Authentication API transaction states that this system uses. */
@@ -113,7 +114,10 @@ export function createAuthnService(deps: AuthnDeps) {
   const policy = config.policy;
   const ttl = policy.transactionMinutes * 60_000;
 
-  const sealAad = (factorId: string) => `factor:${factorId}`;
+  const seeds = createSeedVault(secretBox, {
+    issuer: `TRAQS ${deps.environment.label}`,
+    stepSeconds: policy.totpStepSeconds,
+  });
 
   async function audit(
     repos: Repositories,
@@ -152,18 +156,7 @@ export function createAuthnService(deps: AuthnDeps) {
     if (status === 'MFA_ENROLL_ACTIVATE' && row.factor_id) {
       const factor = await repos.factors.findFactor(user.id, row.factor_id);
       if (factor?.secret_enc) {
-        const secret = secretBox.open(factor.secret_enc, sealAad(factor.id));
-        txn.enrollment = {
-          factor,
-          sharedSecret: base32Encode(secret, { padding: false }),
-          otpauthUri: buildOtpauthUri({
-            secret,
-            issuer: `TRAQS ${deps.environment.label}`,
-            accountName: user.login,
-            stepSeconds: policy.totpStepSeconds,
-            digits: 6,
-          }),
-        };
+        txn.enrollment = { factor, ...seeds.describe({ id: factor.id, secret_enc: factor.secret_enc }, user.login) };
       }
     }
     return { kind: 'transaction', txn };
@@ -625,7 +618,7 @@ export function createAuthnService(deps: AuthnDeps) {
           provider: choice.provider,
           status: 'PENDING_ACTIVATION',
           name: choice.label,
-          secret_enc: secretBox.seal(createTotpSecret(random), sealAad(id)),
+          secret_enc: seeds.sealNew(id, random),
           last_used_step: null,
           created_at: now,
           activated_at: null,
@@ -708,7 +701,7 @@ export function createAuthnService(deps: AuthnDeps) {
       }
       const now = clock();
       const check = verifyTotp({
-        secret: secretBox.open(factor.secret_enc, sealAad(factor.id)),
+        secret: seeds.open({ id: factor.id, secret_enc: factor.secret_enc }),
         code: passCode,
         now,
         lastUsedStep: factor.last_used_step,

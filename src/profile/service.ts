@@ -4,7 +4,8 @@ import type { AttemptGuard } from '../authn/attempts.ts';
 import type { PasswordHasher } from '../authn/factors/password/hashing.ts';
 import { checkNewPassword, checkRecoveryAnswer, normalizeRecoveryAnswer } from '../authn/factors/password/policy.ts';
 import type { FactorRow } from '../authn/factors/repository.ts';
-import { base32Encode, buildOtpauthUri, createTotpSecret, verifyTotp } from '../authn/factors/totp/totp.ts';
+import { createSeedVault } from '../authn/factors/totp/seed.ts';
+import { verifyTotp } from '../authn/factors/totp/totp.ts';
 import { ENROLLABLE_FACTORS, orderFactors, type RequestContext } from '../authn/service.ts';
 import type { SessionRow } from '../authn/token-repository.ts';
 import type { EnvironmentConfig, PolicyConfig } from '../config/schema.ts';
@@ -135,8 +136,10 @@ export function createProfileService(deps: ProfileDeps) {
   // A setup page stays usable as long as a sign-in enrollment would (a transaction's lifetime).
   const pendingTtl = policy.transactionMinutes * 60_000;
 
-  // The AAD binds a sealed seed to its factor row; it must match authn's, which opens it at sign-in.
-  const sealAad = (factorId: string) => `factor:${factorId}`;
+  const seeds = createSeedVault(secretBox, {
+    issuer: `TRAQS ${deps.environment.label}`,
+    stepSeconds: policy.totpStepSeconds,
+  });
 
   async function audit(
     repos: Repositories,
@@ -261,7 +264,7 @@ export function createProfileService(deps: ProfileDeps) {
       }
       const now = clock();
       const check = verifyTotp({
-        secret: secretBox.open(factor.secret_enc, sealAad(factor.id)),
+        secret: seeds.open({ id: factor.id, secret_enc: factor.secret_enc }),
         code: passCode,
         now,
         lastUsedStep: factor.last_used_step,
@@ -367,7 +370,7 @@ export function createProfileService(deps: ProfileDeps) {
             choice.label,
             existing.map((f) => f.name),
           ),
-          secret_enc: secretBox.seal(createTotpSecret(random), sealAad(id)),
+          secret_enc: seeds.sealNew(id, random),
           last_used_step: null,
           created_at: now,
           activated_at: null,
@@ -386,18 +389,7 @@ export function createProfileService(deps: ProfileDeps) {
     async pendingEnrollment(who: Who, factorId: string): Promise<PendingEnrollment | undefined> {
       const factor = await loadPending(who.user.id, factorId);
       if (!factor?.secret_enc) return undefined;
-      const secret = secretBox.open(factor.secret_enc, sealAad(factor.id));
-      return {
-        factor,
-        sharedSecret: base32Encode(secret, { padding: false }),
-        otpauthUri: buildOtpauthUri({
-          secret,
-          issuer: `TRAQS ${deps.environment.label}`,
-          accountName: who.user.login,
-          stepSeconds: policy.totpStepSeconds,
-          digits: 6,
-        }),
-      };
+      return { factor, ...seeds.describe({ id: factor.id, secret_enc: factor.secret_enc }, who.user.login) };
     },
 
     /**
@@ -415,7 +407,7 @@ export function createProfileService(deps: ProfileDeps) {
       if (!factor?.secret_enc) return { kind: 'gone' };
       const now = clock();
       const check = verifyTotp({
-        secret: secretBox.open(factor.secret_enc, sealAad(factor.id)),
+        secret: seeds.open({ id: factor.id, secret_enc: factor.secret_enc }),
         code: passCode,
         now,
         lastUsedStep: factor.last_used_step,
