@@ -6,8 +6,9 @@ import { registerAuthnApi } from './authn/api-routes.ts';
 import { createAttemptGuard } from './authn/attempts.ts';
 import { createPasswordHasher } from './authn/factors/password/hashing.ts';
 import { loadPasswordBlocklist } from './authn/factors/password/policy.ts';
+import { createSeedVault } from './authn/factors/totp/seed.ts';
 import { registerSignInPages } from './authn/page-routes.tsx';
-import { createAuthnService } from './authn/service.ts';
+import { type AuthnDeps, createAuthnService } from './authn/service.ts';
 import { createSessionManager } from './authn/sessions.ts';
 import type { Config, EnvironmentConfig } from './config/schema.ts';
 import { loadEnvironmentKeys } from './config/secrets.ts';
@@ -63,21 +64,25 @@ export async function openEnvironment(
   const emailContext = { environment, contacts: config.contacts };
   const reports = createReportService({ store, environment, clock, random });
   const notifier = createNotifier(emailContext, clock, reports.link);
-  const secretBox = createSecretBox(keys.secretBoxKey);
-  const blocklist = loadPasswordBlocklist();
+  const seeds = createSeedVault(createSecretBox(keys.secretBoxKey), {
+    issuer: `TRAQS ${environment.label}`,
+    stepSeconds: config.policy.totpStepSeconds,
+    driftSteps: config.policy.totpDriftSteps,
+  });
   const attempts = createAttemptGuard({ store, policy: config.policy, environment, clock, random, notifier });
-  const authn = createAuthnService({
+  // Sign-in and the profile check and change the same credentials with the same services.
+  const credentials: AuthnDeps = {
     store,
-    config,
-    environment,
+    policy: config.policy,
     clock,
     random,
     passwords,
-    secretBox,
-    blocklist,
+    seeds,
+    blocklist: loadPasswordBlocklist(),
     notifier,
     attempts,
-  });
+  };
+  const authn = createAuthnService(credentials);
   const sessions = createSessionManager(
     store,
     { idleMinutes: config.policy.sessionIdleMinutes, absoluteHours: config.policy.sessionAbsoluteHours },
@@ -85,18 +90,7 @@ export async function openEnvironment(
     random,
   );
   const accounts = createAccountService({ store, config, environment, clock, random, notifier });
-  const profile = createProfileService({
-    store,
-    policy: config.policy,
-    environment,
-    clock,
-    random,
-    passwords,
-    secretBox,
-    blocklist,
-    notifier,
-    attempts,
-  });
+  const profile = createProfileService(credentials);
 
   let transport = deps.transport;
   if (!transport && config.smtp.url) transport = createSmtpTransport(config.smtp.url);

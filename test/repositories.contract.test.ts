@@ -395,6 +395,19 @@ describeEachBackend('factors repository', (backend) => {
     expect((await factors.listFactors(id)).map((f) => f.id)).toEqual([older.id, newer.id]);
   });
 
+  it('lists a user’s active factors oldest first, without pending enrollments', async () => {
+    const store = backend.store();
+    const { factors } = store.repos;
+    const id = await seedUser(store);
+    const newer = newFactor(id, { status: 'ACTIVE', created_at: NOW + 10 });
+    const older = newFactor(id, { status: 'ACTIVE', created_at: NOW });
+    await factors.createFactor(newer);
+    await factors.createFactor(newFactor(id, { created_at: NOW + 5 }));
+    await factors.createFactor(older);
+    await factors.createFactor(newFactor(await seedUser(store), { status: 'ACTIVE' }));
+    expect((await factors.listActiveFactors(id)).map((f) => f.id)).toEqual([older.id, newer.id]);
+  });
+
   it('activateFactor activates a pending factor only once', async () => {
     const store = backend.store();
     const { factors } = store.repos;

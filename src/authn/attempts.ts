@@ -1,3 +1,4 @@
+import { createUserEventRecorder } from '../audit/record.ts';
 import type { EnvironmentConfig, PolicyConfig } from '../config/schema.ts';
 import type { Repositories, Store } from '../db/store.ts';
 import type { Clock, RandomBytes } from '../lib/tokens.ts';
@@ -19,6 +20,7 @@ export function createAttemptGuard(deps: {
   notifier: Notifier;
 }) {
   const { store, policy, clock } = deps;
+  const audit = createUserEventRecorder(clock);
 
   /** A single-use recovery link (FAQ: valid 8 hours) for the user's email. */
   function recoveryLink(repos: Repositories, userId: string, purpose: EmailLinkPurpose, now: number) {
@@ -65,18 +67,7 @@ export function createAttemptGuard(deps: {
       details: Record<string, unknown>,
     ): Promise<boolean> {
       return store.transaction(async (repos) => {
-        const audit = (a: string, outcome: 'success' | 'failure', d: Record<string, unknown>) =>
-          repos.audit.recordEvent({
-            at: clock(),
-            actorId: userId,
-            action: a,
-            targetId: userId,
-            outcome,
-            ip: ctx.ip,
-            userAgent: ctx.userAgent,
-            details: d,
-          });
-        await audit(action, 'failure', { ...details, consecutiveFailures: attempt });
+        await audit(repos, ctx, action, 'failure', userId, { ...details, consecutiveFailures: attempt });
         if (attempt < policy.maxFailedAttempts) return false;
         const now = clock();
         if (await repos.users.lockUser(userId, now)) {
@@ -93,7 +84,7 @@ export function createAttemptGuard(deps: {
               options.unlockUrlExpiresAt = link.expiresAt;
             }
             await deps.notifier.accountLocked(repos, user, ctx, options);
-            await audit('user.account.lock', 'success', {
+            await audit(repos, ctx, 'user.account.lock', 'success', userId, {
               reason: 'too many failed attempts',
               lockoutCount: user.lockout_count,
               supportOnly,

@@ -1,10 +1,10 @@
 import { SIGN_IN_STATUSES } from '../accounts/model.ts';
 import type { UserRow } from '../accounts/repository.ts';
-import type { Config, EnvironmentConfig } from '../config/schema.ts';
+import { createUserEventRecorder } from '../audit/record.ts';
+import type { PolicyConfig } from '../config/schema.ts';
 import type { Repositories, Store } from '../db/store.ts';
-import type { SecretBox } from '../lib/secret-box.ts';
 import type { Clock, RandomBytes } from '../lib/tokens.ts';
-import { createBearerSecret, createId, hashBearerSecret } from '../lib/tokens.ts';
+import { createBearerSecret, hashBearerSecret } from '../lib/tokens.ts';
 import type { Notifier } from '../mail/notifications.ts';
 import type { OktaErrorName } from '../web/errors.ts';
 import type { AttemptGuard } from './attempts.ts';
@@ -12,8 +12,7 @@ import type { EmailLinkPurpose } from './email-links.ts';
 import type { PasswordHasher } from './factors/password/hashing.ts';
 import { checkNewPassword, checkRecoveryAnswer, normalizeRecoveryAnswer } from './factors/password/policy.ts';
 import type { FactorRow } from './factors/repository.ts';
-import { createSeedVault } from './factors/totp/seed.ts';
-import { verifyTotp } from './factors/totp/totp.ts';
+import type { SeedVault } from './factors/totp/seed.ts';
 import type { TransactionRow } from './token-repository.ts';
 
 /** Okta Authentication API transaction states that this system uses. */
@@ -39,16 +38,18 @@ export interface RequestContext {
   deviceId?: string | undefined;
 }
 
+/** What sign-in needs; the profile, which checks and changes the same credentials, needs the same. */
 export interface AuthnDeps {
   store: Store;
-  config: Readonly<Config>;
-  environment: Readonly<EnvironmentConfig>;
+  policy: Readonly<PolicyConfig>;
   clock: Clock;
   random: RandomBytes;
   passwords: PasswordHasher;
-  secretBox: SecretBox;
+  /** The TOTP seeds of every factor, and the codes checked against them. */
+  seeds: SeedVault;
   blocklist: ReadonlySet<string>;
   notifier: Notifier;
+  /** The consecutive-failure counter and lockout that every password and code check shares. */
   attempts: AttemptGuard;
 }
 
@@ -110,38 +111,9 @@ export function orderFactors(factors: FactorRow[], lastType: string | null): Fac
  * mints OAuth tokens; a successful sign-in ends in `{ user, amr }` and a one-time session token.
  */
 export function createAuthnService(deps: AuthnDeps) {
-  const { store, config, clock, random, passwords, secretBox } = deps;
-  const policy = config.policy;
+  const { store, policy, clock, random, passwords, seeds } = deps;
   const ttl = policy.transactionMinutes * 60_000;
-
-  const seeds = createSeedVault(secretBox, {
-    issuer: `TRAQS ${deps.environment.label}`,
-    stepSeconds: policy.totpStepSeconds,
-  });
-
-  async function audit(
-    repos: Repositories,
-    ctx: RequestContext,
-    action: string,
-    outcome: 'success' | 'failure' | 'denied',
-    userId: string | null,
-    details: Record<string, unknown> = {},
-  ) {
-    await repos.audit.recordEvent({
-      at: clock(),
-      actorId: userId,
-      action,
-      targetId: userId,
-      outcome,
-      ip: ctx.ip,
-      userAgent: ctx.userAgent,
-      details,
-    });
-  }
-
-  async function activeFactors(repos: Repositories, userId: string): Promise<FactorRow[]> {
-    return (await repos.factors.listFactors(userId)).filter((f) => f.status === 'ACTIVE');
-  }
+  const audit = createUserEventRecorder(clock);
 
   async function view(repos: Repositories, stateToken: string, row: TransactionRow): Promise<AuthnResult> {
     const user = await repos.users.findUserById(row.user_id);
@@ -151,7 +123,7 @@ export function createAuthnService(deps: AuthnDeps) {
     const txn: TransactionView = { stateToken, expiresAt: row.expires_at, status, flow, user, factors: [] };
     if (status === 'RECOVERY' && user.recovery_question) txn.recoveryQuestion = user.recovery_question;
     if (status === 'MFA_REQUIRED') {
-      txn.factors = orderFactors(await activeFactors(repos, user.id), user.last_factor_type);
+      txn.factors = orderFactors(await repos.factors.listActiveFactors(user.id), user.last_factor_type);
     }
     if (status === 'MFA_ENROLL_ACTIVATE' && row.factor_id) {
       const factor = await repos.factors.findFactor(user.id, row.factor_id);
@@ -196,7 +168,7 @@ export function createAuthnService(deps: AuthnDeps) {
 
   /** After the password (or activation) step: enroll if nothing usable, else ask for a factor. */
   async function afterPrimary(repos: Repositories, user: UserRow, amr: string[], emailTokenHash: string | null) {
-    const factors = await activeFactors(repos, user.id);
+    const factors = await repos.factors.listActiveFactors(user.id);
     return startTransaction(repos, user, factors.length ? 'MFA_REQUIRED' : 'MFA_ENROLL', amr, emailTokenHash);
   }
 
@@ -545,7 +517,7 @@ export function createAuthnService(deps: AuthnDeps) {
       const flow: TransactionFlow = row.purpose === 'recovery_password' ? 'recovery_password' : 'recovery_unlock';
       return store.transaction(async (repos) => {
         if (policy.recoveryVerification === 'factor') {
-          const factors = await activeFactors(repos, user.id);
+          const factors = await repos.factors.listActiveFactors(user.id);
           if (!factors.length) {
             return fail('FORBIDDEN', [
               'No sign-in method is enrolled to confirm it is you. Call technical support to recover the account.',
@@ -610,28 +582,23 @@ export function createAuthnService(deps: AuthnDeps) {
       const now = clock();
       return store.transaction(async (repos) => {
         await repos.factors.deletePendingFactors(row.user_id);
-        const id = createId('uft', random);
-        await repos.factors.createFactor({
-          id,
-          user_id: row.user_id,
-          factor_type: choice.factorType,
-          provider: choice.provider,
-          status: 'PENDING_ACTIVATION',
-          name: choice.label,
-          secret_enc: seeds.sealNew(id, random),
-          last_used_step: null,
-          created_at: now,
-          activated_at: null,
-          last_used_at: null,
-        });
+        const factor = seeds.pendingFactor(
+          { userId: row.user_id, factorType: choice.factorType, provider: choice.provider, name: choice.label },
+          random,
+          now,
+        );
+        await repos.factors.createFactor(factor);
         const moved = await repos.tokens.advanceTransaction(
           row.token_hash,
           row.status,
-          { status: 'MFA_ENROLL_ACTIVATE', factorId: id, expiresAt: now + ttl },
+          { status: 'MFA_ENROLL_ACTIVATE', factorId: factor.id, expiresAt: now + ttl },
           now,
         );
         if (!moved) return fail('INVALID_TOKEN');
-        await audit(repos, ctx, 'user.mfa.factor.enroll_started', 'success', row.user_id, { factorId: id, provider });
+        await audit(repos, ctx, 'user.mfa.factor.enroll_started', 'success', row.user_id, {
+          factorId: factor.id,
+          provider,
+        });
         const updated = await repos.tokens.findTransaction(row.token_hash, now);
         return updated ? view(repos, stateToken, updated) : fail('INVALID_TOKEN');
       });
@@ -700,14 +667,7 @@ export function createAuthnService(deps: AuthnDeps) {
           : { kind: 'locked', user };
       }
       const now = clock();
-      const check = verifyTotp({
-        secret: seeds.open({ id: factor.id, secret_enc: factor.secret_enc }),
-        code: passCode,
-        now,
-        lastUsedStep: factor.last_used_step,
-        stepSeconds: policy.totpStepSeconds,
-        driftSteps: policy.totpDriftSteps,
-      });
+      const check = seeds.verify({ ...factor, secret_enc: factor.secret_enc }, passCode, now);
       const action = mode === 'activate' ? 'user.mfa.factor.activate' : 'user.authentication.auth_via_mfa';
       // RFC 6238 §5.2: a code is accepted once; the compare-and-set makes that hold under races.
       const accepted =

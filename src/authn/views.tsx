@@ -1,9 +1,14 @@
 import type { UserRow } from '../accounts/repository.ts';
 import { Csrf, Field, Layout, type PageContext } from '../web/layout.tsx';
 import type { FactorRow } from './factors/repository.ts';
-import { ENROLLABLE_FACTORS } from './service.ts';
-
-export const factorLabel = (f: Pick<FactorRow, 'factor_type' | 'provider' | 'name'>) => f.name;
+import {
+  FactorChoices,
+  factorLabel,
+  NewPasswordField,
+  OtherMethods,
+  PassCodeField,
+  TotpSetup,
+} from './factors/views.tsx';
 
 export function SignInPage(props: { ctx: PageContext; username?: string; error?: string; notice?: string }) {
   return (
@@ -130,15 +135,7 @@ export function PasswordSetupPage(props: {
           <Csrf ctx={props.ctx} />
           {/* Lets password managers store the new password under the right username. */}
           <input type="hidden" name="username" autocomplete="username" value={props.user.login} />
-          <Field
-            name="newPassword"
-            label="New password"
-            type="password"
-            autocomplete="new-password"
-            hint={`At least ${props.minLength} characters. A long phrase is easier to remember and harder to guess. Common passwords and your username are refused.`}
-            error={e.password}
-            maxLength={1024}
-          />
+          <NewPasswordField minLength={props.minLength} error={e.password} />
           {props.mode === 'recovery' ? null : (
             <>
               <h2>Recovery question</h2>
@@ -182,22 +179,7 @@ export function EnrollChoicePage(props: { ctx: PageContext; user: UserRow; error
             {props.error}
           </p>
         ) : null}
-        <div class="factor-choice">
-          {ENROLLABLE_FACTORS.map((f) => (
-            <form method="post" action="/signin/enroll" key={f.provider}>
-              <Csrf ctx={props.ctx} />
-              <input type="hidden" name="factorType" value={f.factorType} />
-              <input type="hidden" name="provider" value={f.provider} />
-              <strong>{f.label}</strong>
-              <p class="hint">
-                {f.provider === 'GOOGLE'
-                  ? 'Six-digit codes from Google Authenticator or any RFC 6238 authenticator app.'
-                  : 'Six-digit codes from the Okta Verify app.'}
-              </p>
-              <button type="submit">Set up {f.label}</button>
-            </form>
-          ))}
-        </div>
+        <FactorChoices ctx={props.ctx} action="/signin/enroll" withFactorType />
         <p class="hint">SMS and voice call authentication were retired on 31 December 2025 and cannot be enrolled.</p>
         <CancelForm ctx={props.ctx} />
       </div>
@@ -213,29 +195,19 @@ export function EnrollActivatePage(props: {
   qrDataUrl: string;
   error?: string;
 }) {
-  const grouped = props.sharedSecret.replace(/(.{4})/g, '$1 ').trim();
   return (
     <Layout ctx={props.ctx} title={`Set up ${props.label}`}>
       <div class="card">
         <h1>Set up {props.label}</h1>
-        <ol>
-          <li>Open the app on your phone and add an account.</li>
-          <li>Scan this QR code, or choose to enter a setup key and type the key below.</li>
-          <li>Enter the six-digit code the app shows.</li>
-        </ol>
-        <img class="qr" src={props.qrDataUrl} alt="QR code for your authenticator app (the setup key is shown below)" />
-        <p>
-          Setup key (time-based):{' '}
-          <code class="secret" id="shared-secret" data-secret={props.sharedSecret}>
-            {grouped}
-          </code>
-        </p>
-        <form method="post" action="/signin/enroll/activate" novalidate>
-          <Csrf ctx={props.ctx} />
+        <TotpSetup
+          ctx={props.ctx}
+          sharedSecret={props.sharedSecret}
+          qrDataUrl={props.qrDataUrl}
+          action="/signin/enroll/activate"
+          error={props.error}
+        >
           <input type="hidden" name="factorId" value={props.factorId} />
-          <PassCodeField error={props.error} />
-          <button type="submit">Verify</button>
-        </form>
+        </TotpSetup>
         <form method="post" action="/signin/enroll/back">
           <Csrf ctx={props.ctx} />
           <button type="submit" class="secondary">
@@ -254,7 +226,6 @@ export function VerifyPage(props: {
   chosen: FactorRow;
   error?: string;
 }) {
-  const others = props.factors.filter((f) => f.id !== props.chosen.id);
   return (
     <Layout ctx={props.ctx} title="Verify it's you">
       <div class="card">
@@ -269,18 +240,11 @@ export function VerifyPage(props: {
           <PassCodeField error={props.error} />
           <button type="submit">Verify</button>
         </form>
-        {others.length ? (
-          <>
-            <h2>Use another method</h2>
-            <ul>
-              {others.map((f) => (
-                <li key={f.id}>
-                  <a href={`/signin/next?factor=${encodeURIComponent(f.id)}`}>{factorLabel(f)}</a>
-                </li>
-              ))}
-            </ul>
-          </>
-        ) : null}
+        <OtherMethods
+          factors={props.factors}
+          chosen={props.chosen}
+          href={(f) => `/signin/next?factor=${encodeURIComponent(f.id)}`}
+        />
         <CancelForm ctx={props.ctx} />
       </div>
     </Layout>
@@ -316,20 +280,6 @@ function CancelForm({ ctx }: { ctx: PageContext }) {
         Cancel and sign out
       </button>
     </form>
-  );
-}
-
-/** The six-digit code input: `one-time-code` lets browsers and password managers fill it. */
-function PassCodeField({ error }: { error?: string | undefined }) {
-  return (
-    <Field
-      name="passCode"
-      label="Six-digit code"
-      autocomplete="one-time-code"
-      inputmode="numeric"
-      maxLength={7}
-      error={error}
-    />
   );
 }
 

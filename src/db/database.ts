@@ -4,6 +4,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, type SqliteDatabase, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import * as m0001 from './migrations/0001-initial.ts';
+import * as m0002 from './migrations/0002-oauth.ts';
 import type { Database } from './schema.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -89,7 +90,7 @@ export function sqlitePathFor(dataDir: string, environmentId: string): string {
   return join(dataDir, `${environmentId}.db`);
 }
 
-const migrations = { '0001-initial': m0001 };
+const migrations = { '0001-initial': m0001, '0002-oauth': m0002 };
 
 /** Applies every pending migration; throws with the failing migration's name. */
 export async function migrateToLatest(db: Db): Promise<string[]> {

@@ -177,6 +177,38 @@ export interface SettingsTable {
   value: string;
 }
 
+/**
+ * oidc-provider's models, one row per (model, id). `id_hash` is the hex SHA-256 of the id (for
+ * tokens, the bearer secret itself); see `src/oauth/adapter.ts` for what `payload` holds.
+ */
+export interface OidcModelsTable {
+  model: string;
+  id_hash: string;
+  /** JSON; the model's own id is replaced by a placeholder, so the row never holds it. */
+  payload: string;
+  grant_id: string | null;
+  uid: string | null;
+  user_code: string | null;
+  account_id: string | null;
+  expires_at: number | null;
+  consumed_at: number | null;
+}
+
+/** JWS signing keys of the authorization server (`src/oauth/keys.ts`). */
+export interface SigningKeysTable {
+  /** RFC 7638 JWK thumbprint (SHA-256, base64url). */
+  kid: string;
+  alg: string;
+  /** The private JWK (JSON), sealed with the environment's SecretBox (AES-256-GCM, aad = kid). */
+  private_jwk_sealed: string;
+  /** The public JWK (JSON) as published at the JWKS endpoint. */
+  public_jwk: string;
+  /** `active` (signs; at most one) or `retiring` (verification only, until `retire_after`). */
+  status: string;
+  created_at: number;
+  retire_after: number | null;
+}
+
 export interface Database {
   firms: FirmsTable;
   users: UsersTable;
@@ -192,4 +224,6 @@ export interface Database {
   settings: SettingsTable;
   known_devices: KnownDevicesTable;
   suspicious_reports: SuspiciousReportsTable;
+  oidc_models: OidcModelsTable;
+  signing_keys: SigningKeysTable;
 }

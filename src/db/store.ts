@@ -5,6 +5,7 @@ import { createFactorRepository } from '../authn/factors/repository.ts';
 import { createTokenRepository } from '../authn/token-repository.ts';
 import { createFirmRepository } from '../firms/repository.ts';
 import { createOutboxRepository } from '../mail/repository.ts';
+import { createOauthRepository } from '../oauth/repository.ts';
 import { createReportRepository } from '../reports/repository.ts';
 import type { Db, Dialect } from './database.ts';
 import type { Database } from './schema.ts';
@@ -20,6 +21,7 @@ function createRepositories(db: Kysely<Database>, dialect: Dialect) {
     audit: createAuditRepository(db),
     settings: createSettingsRepository(db),
     reports: createReportRepository(db),
+    oauth: createOauthRepository(db),
   };
 }
 export type Repositories = ReturnType<typeof createRepositories>;

@@ -1,7 +1,7 @@
 import type { UserRow } from '../accounts/repository.ts';
 import { Csrf, Field, Layout, type PageContext } from '../web/layout.tsx';
 import { describeBrowser, describeFactorType, formatTime } from './describe.ts';
-import type { Dashboard, FieldErrors } from './service.ts';
+import { type Dashboard, type FieldErrors, PHONE_MAX_LENGTH } from './service.ts';
 
 /** The `?done=` codes of Post/Redirect/Get and the notice each shows. */
 export const DONE_NOTICES = {
@@ -26,6 +26,23 @@ const RESULTS = { success: 'Succeeded', failure: 'Failed', denied: 'Refused' } a
 export interface ContactForm {
   values: { mobilePhone: string; primaryPhone: string };
   errors: FieldErrors<'mobilePhone' | 'primaryPhone'>;
+}
+
+/** An optional phone number of the contact form, with what was submitted and its error. */
+function PhoneField(props: { contact: ContactForm; name: keyof ContactForm['values']; label: string; hint: string }) {
+  return (
+    <Field
+      name={props.name}
+      label={props.label}
+      type="tel"
+      autocomplete="tel"
+      value={props.contact.values[props.name]}
+      error={props.contact.errors[props.name]}
+      hint={props.hint}
+      required={false}
+      maxLength={PHONE_MAX_LENGTH}
+    />
+  );
 }
 
 /**
@@ -90,27 +107,17 @@ export function ProfileHome(props: {
           <h2 id="contact-heading">Contact details</h2>
           <form method="post" action="/profile/contact" novalidate>
             <Csrf ctx={ctx} />
-            <Field
+            <PhoneField
+              contact={contact}
               name="mobilePhone"
               label="Mobile phone"
-              type="tel"
-              autocomplete="tel"
-              value={contact.values.mobilePhone}
-              error={contact.errors.mobilePhone}
               hint="Optional. Digits, spaces, + - ( ) and x before an extension."
-              required={false}
-              maxLength={40}
             />
-            <Field
+            <PhoneField
+              contact={contact}
               name="primaryPhone"
               label="Primary phone"
-              type="tel"
-              autocomplete="tel"
-              value={contact.values.primaryPhone}
-              error={contact.errors.primaryPhone}
               hint="Optional. A land line or another number than your mobile."
-              required={false}
-              maxLength={40}
             />
             <button type="submit">Save contact details</button>
           </form>

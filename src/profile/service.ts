@@ -1,19 +1,17 @@
 import type { App, Role } from '../accounts/model.ts';
 import type { UserRow } from '../accounts/repository.ts';
-import type { AttemptGuard } from '../authn/attempts.ts';
-import type { PasswordHasher } from '../authn/factors/password/hashing.ts';
+import { createUserEventRecorder } from '../audit/record.ts';
 import { checkNewPassword, checkRecoveryAnswer, normalizeRecoveryAnswer } from '../authn/factors/password/policy.ts';
 import type { FactorRow } from '../authn/factors/repository.ts';
-import { createSeedVault } from '../authn/factors/totp/seed.ts';
-import { verifyTotp } from '../authn/factors/totp/totp.ts';
-import { ENROLLABLE_FACTORS, orderFactors, type RequestContext } from '../authn/service.ts';
+import {
+  type AuthnDeps,
+  ENROLLABLE_FACTORS,
+  type Enrollment,
+  orderFactors,
+  type RequestContext,
+} from '../authn/service.ts';
 import type { SessionRow } from '../authn/token-repository.ts';
-import type { EnvironmentConfig, PolicyConfig } from '../config/schema.ts';
-import type { Repositories, Store } from '../db/store.ts';
 import type { Firm } from '../firms/repository.ts';
-import type { SecretBox } from '../lib/secret-box.ts';
-import { type Clock, createId, type RandomBytes } from '../lib/tokens.ts';
-import type { Notifier } from '../mail/notifications.ts';
 import { type ActivityEntry, describeActivity } from './describe.ts';
 
 /** Sensitive changes need a factor verified this recently in the session (issue #3: 5 minutes). */
@@ -27,19 +25,8 @@ export const PHONE_MAX_LENGTH = 40;
 
 const TOTP = 'token:software:totp';
 
-export interface ProfileDeps {
-  store: Store;
-  policy: Readonly<PolicyConfig>;
-  environment: Readonly<EnvironmentConfig>;
-  clock: Clock;
-  random: RandomBytes;
-  passwords: PasswordHasher;
-  secretBox: SecretBox;
-  blocklist: ReadonlySet<string>;
-  notifier: Notifier;
-  /** The consecutive-failure counter and lockout shared with sign-in. */
-  attempts: AttemptGuard;
-}
+/** The profile checks and changes the credentials sign-in checks, with the same services. */
+export type ProfileDeps = AuthnDeps;
 
 /** The signed-in user and the session the request came with. */
 export interface Who {
@@ -76,13 +63,8 @@ export interface Preferences {
   autoPush: boolean;
 }
 
-/** A TOTP enrollment waiting for its first code: what the setup page shows. */
-export interface PendingEnrollment {
-  factor: FactorRow;
-  /** Base32 shared secret, for manual entry. */
-  sharedSecret: string;
-  otpauthUri: string;
-}
+/** A TOTP enrollment waiting for its first code: what the setup page shows, as at sign-in. */
+export type PendingEnrollment = Enrollment;
 
 /** Reads `users.preferences`; anything unreadable counts as the defaults. */
 export function parsePreferences(json: string): Record<string, unknown> {
@@ -132,38 +114,10 @@ export function nameForNewFactor(label: string, taken: readonly string[]): strin
  * transaction (DESIGN, "notifications").
  */
 export function createProfileService(deps: ProfileDeps) {
-  const { store, policy, clock, random, secretBox, passwords, notifier } = deps;
+  const { store, policy, clock, random, seeds, passwords, notifier } = deps;
   // A setup page stays usable as long as a sign-in enrollment would (a transaction's lifetime).
   const pendingTtl = policy.transactionMinutes * 60_000;
-
-  const seeds = createSeedVault(secretBox, {
-    issuer: `TRAQS ${deps.environment.label}`,
-    stepSeconds: policy.totpStepSeconds,
-  });
-
-  async function audit(
-    repos: Repositories,
-    ctx: RequestContext,
-    action: string,
-    outcome: 'success' | 'failure' | 'denied',
-    userId: string,
-    details: Record<string, unknown> = {},
-  ) {
-    await repos.audit.recordEvent({
-      at: clock(),
-      actorId: userId,
-      action,
-      targetId: userId,
-      outcome,
-      ip: ctx.ip,
-      userAgent: ctx.userAgent,
-      details,
-    });
-  }
-
-  async function activeFactors(repos: Repositories, userId: string): Promise<FactorRow[]> {
-    return (await repos.factors.listFactors(userId)).filter((f) => f.status === 'ACTIVE');
-  }
+  const audit = createUserEventRecorder(clock);
 
   /** Ends this session (a locked account, or a guesser holding a session). */
   async function endSession(who: Who, ctx: RequestContext, reason: string): Promise<void> {
@@ -212,7 +166,7 @@ export function createProfileService(deps: ProfileDeps) {
         repos.firms.findFirmById(user.firm_id),
         repos.users.listRoles(user.id),
         repos.users.listApps(user.id),
-        activeFactors(repos, user.id),
+        repos.factors.listActiveFactors(user.id),
         repos.tokens.listActiveSessions(user.id, clock()),
         repos.audit.listEvents({ targetId: user.id, limit: 200 }),
       ]);
@@ -235,7 +189,7 @@ export function createProfileService(deps: ProfileDeps) {
 
     /** The factors the "Verify it's you" step offers, the one used last first. */
     async verificationFactors(user: UserRow): Promise<FactorRow[]> {
-      const factors = (await activeFactors(store.repos, user.id)).filter((f) => f.factor_type === TOTP);
+      const factors = (await store.repos.factors.listActiveFactors(user.id)).filter((f) => f.factor_type === TOTP);
       return orderFactors(factors, user.last_factor_type);
     },
 
@@ -263,14 +217,7 @@ export function createProfileService(deps: ProfileDeps) {
         return { kind: 'signed-out' };
       }
       const now = clock();
-      const check = verifyTotp({
-        secret: seeds.open({ id: factor.id, secret_enc: factor.secret_enc }),
-        code: passCode,
-        now,
-        lastUsedStep: factor.last_used_step,
-        stepSeconds: policy.totpStepSeconds,
-        driftSteps: policy.totpDriftSteps,
-      });
+      const check = seeds.verify({ ...factor, secret_enc: factor.secret_enc }, passCode, now);
       const accepted = check.ok && (await store.repos.factors.markTotpStepUsed(factor.id, check.step, now));
       const factorKey = `${factor.factor_type}:${factor.provider}`;
       if (accepted) {
@@ -352,36 +299,29 @@ export function createProfileService(deps: ProfileDeps) {
       return store.transaction(async (repos) => {
         // One setup at a time, as at sign-in: an abandoned one is dropped.
         await repos.factors.deletePendingFactors(user.id);
-        const existing = await activeFactors(repos, user.id);
+        const existing = await repos.factors.listActiveFactors(user.id);
         if (existing.length >= MAX_FACTORS) {
           return {
             kind: 'invalid' as const,
             error: `You can have at most ${MAX_FACTORS} security methods. Remove one you no longer use first.`,
           };
         }
-        const id = createId('uft', random);
-        await repos.factors.createFactor({
-          id,
-          user_id: user.id,
-          factor_type: choice.factorType,
-          provider: choice.provider,
-          status: 'PENDING_ACTIVATION',
-          name: nameForNewFactor(
-            choice.label,
-            existing.map((f) => f.name),
-          ),
-          secret_enc: seeds.sealNew(id, random),
-          last_used_step: null,
-          created_at: now,
-          activated_at: null,
-          last_used_at: null,
-        });
+        const name = nameForNewFactor(
+          choice.label,
+          existing.map((f) => f.name),
+        );
+        const factor = seeds.pendingFactor(
+          { userId: user.id, factorType: choice.factorType, provider: choice.provider, name },
+          random,
+          now,
+        );
+        await repos.factors.createFactor(factor);
         await audit(repos, ctx, 'user.mfa.factor.enroll_started', 'success', user.id, {
-          factorId: id,
+          factorId: factor.id,
           provider: choice.provider,
           via: 'profile',
         });
-        return { kind: 'started' as const, factorId: id };
+        return { kind: 'started' as const, factorId: factor.id };
       });
     },
 
@@ -406,14 +346,7 @@ export function createProfileService(deps: ProfileDeps) {
       const factor = await loadPending(user.id, factorId);
       if (!factor?.secret_enc) return { kind: 'gone' };
       const now = clock();
-      const check = verifyTotp({
-        secret: seeds.open({ id: factor.id, secret_enc: factor.secret_enc }),
-        code: passCode,
-        now,
-        lastUsedStep: factor.last_used_step,
-        stepSeconds: policy.totpStepSeconds,
-        driftSteps: policy.totpDriftSteps,
-      });
+      const check = seeds.verify({ ...factor, secret_enc: factor.secret_enc }, passCode, now);
       if (!check.ok) {
         if (check.reason !== 'INVALID_FORMAT') {
           await store.transaction((repos) =>
@@ -441,7 +374,7 @@ export function createProfileService(deps: ProfileDeps) {
 
     /** An ACTIVE factor of this user (never another user's) and whether it is the last one. */
     async removalPreview(who: Who, factorId: string): Promise<{ factor: FactorRow; isLast: boolean } | undefined> {
-      const factors = await activeFactors(store.repos, who.user.id);
+      const factors = await store.repos.factors.listActiveFactors(who.user.id);
       const factor = factors.find((f) => f.id === factorId);
       return factor ? { factor, isLast: factors.length === 1 } : undefined;
     },
@@ -460,7 +393,7 @@ export function createProfileService(deps: ProfileDeps) {
       if (factor?.status !== 'ACTIVE') return { kind: 'not-found' };
       return store.transaction(async (repos) => {
         if (!(await repos.factors.deleteFactor(user.id, factor.id))) return { kind: 'not-found' as const };
-        const remaining = (await activeFactors(repos, user.id)).length;
+        const remaining = (await repos.factors.listActiveFactors(user.id)).length;
         await audit(repos, ctx, 'user.mfa.factor.deactivate', 'success', user.id, {
           factorId: factor.id,
           provider: factor.provider,

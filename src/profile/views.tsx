@@ -1,23 +1,9 @@
 import type { UserRow } from '../accounts/repository.ts';
 import type { FactorRow } from '../authn/factors/repository.ts';
-import { ENROLLABLE_FACTORS } from '../authn/service.ts';
+import { FactorChoices, NewPasswordField, OtherMethods, PassCodeField, TotpSetup } from '../authn/factors/views.tsx';
 import { Csrf, Field, Layout, type PageContext } from '../web/layout.tsx';
 import { describeFactorType, formatTime } from './describe.ts';
 import type { FieldErrors, PendingEnrollment } from './service.ts';
-
-/** The six-digit code input: `one-time-code` lets browsers and password managers fill it. */
-function PassCodeField({ error }: { error?: string | undefined }) {
-  return (
-    <Field
-      name="passCode"
-      label="Six-digit code"
-      autocomplete="one-time-code"
-      inputmode="numeric"
-      maxLength={7}
-      error={error}
-    />
-  );
-}
 
 function BackLink() {
   return (
@@ -65,24 +51,11 @@ export function VerifyItsYouPage(props: {
               <PassCodeField error={props.error} />
               <button type="submit">Verify</button>
             </form>
-            {props.factors.length > 1 ? (
-              <>
-                <h2>Use another method</h2>
-                <ul>
-                  {props.factors
-                    .filter((f) => f.id !== chosen.id)
-                    .map((f) => (
-                      <li key={f.id}>
-                        <a
-                          href={`/profile/verify?next=${encodeURIComponent(props.next)}&factor=${encodeURIComponent(f.id)}`}
-                        >
-                          {f.name}
-                        </a>
-                      </li>
-                    ))}
-                </ul>
-              </>
-            ) : null}
+            <OtherMethods
+              factors={props.factors}
+              chosen={chosen}
+              href={(f) => `/profile/verify?next=${encodeURIComponent(props.next)}&factor=${encodeURIComponent(f.id)}`}
+            />
           </>
         ) : (
           <p class="alert" role="alert">
@@ -108,21 +81,7 @@ export function AddMethodPage(props: { ctx: PageContext; error?: string | undefi
           then choose it here.
         </p>
         <FormError error={props.error} />
-        <div class="factor-choice">
-          {ENROLLABLE_FACTORS.map((f) => (
-            <form method="post" action="/profile/factors/add" key={f.provider}>
-              <Csrf ctx={props.ctx} />
-              <input type="hidden" name="provider" value={f.provider} />
-              <strong>{f.label}</strong>
-              <p class="hint">
-                {f.provider === 'GOOGLE'
-                  ? 'Six-digit codes from Google Authenticator or any RFC 6238 authenticator app.'
-                  : 'Six-digit codes from the Okta Verify app.'}
-              </p>
-              <button type="submit">Set up {f.label}</button>
-            </form>
-          ))}
-        </div>
+        <FactorChoices ctx={props.ctx} action="/profile/factors/add" />
         <p class="hint">SMS and voice call authentication were retired on 31 December 2025 and cannot be added.</p>
         <BackLink />
       </div>
@@ -138,28 +97,18 @@ export function SetupMethodPage(props: {
   error?: string | undefined;
 }) {
   const { factor, sharedSecret } = props.enrollment;
-  const grouped = sharedSecret.replace(/(.{4})/g, '$1 ').trim();
   return (
     <Layout ctx={props.ctx} title={`Set up ${factor.name}`}>
       <div class="card">
         <h1>Set up {factor.name}</h1>
-        <ol>
-          <li>Open the app on your phone and add an account.</li>
-          <li>Scan this QR code, or choose to enter a setup key and type the key below.</li>
-          <li>Enter the six-digit code the app shows. The method is added only when the code is right.</li>
-        </ol>
-        <img class="qr" src={props.qrDataUrl} alt="QR code for your authenticator app (the setup key is shown below)" />
-        <p>
-          Setup key (time-based):{' '}
-          <code class="secret" id="shared-secret" data-secret={sharedSecret}>
-            {grouped}
-          </code>
-        </p>
-        <form method="post" action={`/profile/factors/${encodeURIComponent(factor.id)}/activate`} novalidate>
-          <Csrf ctx={props.ctx} />
-          <PassCodeField error={props.error} />
-          <button type="submit">Verify</button>
-        </form>
+        <TotpSetup
+          ctx={props.ctx}
+          sharedSecret={sharedSecret}
+          qrDataUrl={props.qrDataUrl}
+          action={`/profile/factors/${encodeURIComponent(factor.id)}/activate`}
+          codeStepNote="The method is added only when the code is right."
+          error={props.error}
+        />
         <BackLink />
       </div>
     </Layout>
@@ -227,15 +176,7 @@ export function ChangePasswordPage(props: {
             error={e.currentPassword}
             maxLength={1024}
           />
-          <Field
-            name="newPassword"
-            label="New password"
-            type="password"
-            autocomplete="new-password"
-            hint={`At least ${props.minLength} characters. A long phrase is easier to remember and harder to guess. Common passwords and your username are refused.`}
-            error={e.newPassword}
-            maxLength={1024}
-          />
+          <NewPasswordField minLength={props.minLength} error={e.newPassword} />
           <button type="submit">Change password</button>
         </form>
         <BackLink />

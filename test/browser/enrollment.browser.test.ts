@@ -1,33 +1,24 @@
-import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.ts';
 import {
   activateUntilCodeEntry,
   FIRM,
   fieldError,
-  missingTools,
+  inBrowser,
   oathtoolCode,
   parseMailDate,
   provision,
-  type RealBrowserStack,
-  SHOTS,
   screenshot,
-  startRealBrowserStack,
+  skipWithoutTools,
   stepAt,
-  withServerOutput,
+  useRealBrowserStack,
 } from '../helpers/real-browser.ts';
 
 /**
  * Issue #2: the whole enrollment as a user meets it. A real SMTP server, the product as its own
  * process, the CLI as another, Debian's Chromium and Debian's oathtool as the authenticator app.
  */
-
-if (missingTools.length && !process.env.CI) {
-  console.warn(
-    `Skipping the enrollment browser test: ${missingTools.join(' and ')} not found (apt-get install chromium oathtool).`,
-  );
-}
 
 const DAY_MS = 24 * 3600 * 1000;
 const CREDENTIALS = {
@@ -36,21 +27,8 @@ const CREDENTIALS = {
   answer: 'Juniper Lane',
 };
 
-describe.skipIf(missingTools.length > 0 && !process.env.CI)('enrollment in a real browser (issue #2)', () => {
-  let stack: RealBrowserStack | undefined;
-
-  beforeAll(async () => {
-    stack = await startRealBrowserStack();
-  }, 40_000);
-
-  afterAll(async () => {
-    await stack?.close();
-  }, 20_000);
-
-  function running() {
-    if (!stack) throw new Error('beforeAll did not finish');
-    return stack;
-  }
+describe.skipIf(skipWithoutTools('the enrollment browser test'))('enrollment in a real browser (issue #2)', () => {
+  const running = useRealBrowserStack();
 
   /** Checks the page shows the test-environment banner, then saves `enrollment-<name>.png`. */
   const shot = (page: Page, name: string) => screenshot(page, 'enrollment', name);
@@ -59,7 +37,7 @@ describe.skipIf(missingTools.length > 0 && !process.env.CI)('enrollment in a rea
   const codeFieldError = (page: Page) => fieldError(page, 'Six-digit code');
 
   it('activates from the emailed link, enrolls Google Authenticator and signs in again', async () => {
-    const { product, browser } = running();
+    const { product } = running();
     const email = 'jane.trader@acme.example';
     const { mail, text, link, sentAt, created } = await provision(running(), email, 'Jane', 'Trader');
 
@@ -75,9 +53,7 @@ describe.skipIf(missingTools.length > 0 && !process.env.CI)('enrollment in a rea
     expect(Math.abs(expiresAt - (sentAt + 30 * DAY_MS))).toBeLessThan(2 * 60_000);
     expect(Math.abs(expiresAt - Date.parse(created.expiresAt))).toBeLessThan(60_000);
 
-    const context = await browser.newContext({ viewport: { width: 1024, height: 800 } });
-    const page = await context.newPage();
-    try {
+    await inBrowser(running(), 'enrollment-failure', async (page) => {
       const secret = await activateUntilCodeEntry(page, link, email, CREDENTIALS, (name) => shot(page, name));
       const enrollStep = stepAt(Date.now());
       await page.getByLabel('Six-digit code').fill(await oathtoolCode(secret, enrollStep));
@@ -110,23 +86,16 @@ describe.skipIf(missingTools.length > 0 && !process.env.CI)('enrollment in a rea
       await page.getByRole('heading', { name: 'Welcome, Jane Trader' }).waitFor();
       expect((await page.locator('#username').textContent())?.trim()).toBe(email);
       await shot(page, '08-home-after-sign-in');
-    } catch (err) {
-      await page.screenshot({ path: join(SHOTS, 'enrollment-failure.png'), fullPage: true }).catch(() => {});
-      throw withServerOutput(err, product);
-    } finally {
-      await context.close();
-    }
+    });
   }, 45_000);
 
   it('refuses a used activation link and ties a wrong code to its field', async () => {
-    const { product, browser } = running();
+    const { product } = running();
     const email = 'sam.broker@acme.example';
     const { link } = await provision(running(), email, 'Sam', 'Broker');
     const contacts = loadConfig(product.env).contacts;
 
-    const context = await browser.newContext({ viewport: { width: 1024, height: 800 } });
-    const page = await context.newPage();
-    try {
+    await inBrowser(running(), 'enrollment-failure', async (page, context) => {
       // The password step consumes the link, so the same link a second time is refused.
       const secret = await activateUntilCodeEntry(page, link, email, CREDENTIALS);
       const other = await context.newPage();
@@ -169,11 +138,6 @@ describe.skipIf(missingTools.length > 0 && !process.env.CI)('enrollment in a rea
       await page.getByRole('heading', { name: "Verify it's you" }).waitFor();
       expect(await codeFieldError(page)).toMatch(/already used|doesn't match/);
       await shot(page, '11-reused-code-at-sign-in');
-    } catch (err) {
-      await page.screenshot({ path: join(SHOTS, 'enrollment-failure.png'), fullPage: true }).catch(() => {});
-      throw withServerOutput(err, product);
-    } finally {
-      await context.close();
-    }
+    });
   }, 45_000);
 });

@@ -1,38 +1,29 @@
-import { join } from 'node:path';
-import type { BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.ts';
 import {
   activateUntilCodeEntry,
   type Credentials,
   expectBanner,
   fieldError,
+  inBrowser,
   linkIn,
-  missingTools,
   oathtoolCode,
   parseMailDate,
   provision,
-  type RealBrowserStack,
   recipients,
-  SHOTS,
   screenshot,
-  startRealBrowserStack,
+  skipWithoutTools,
   stepAt,
   submitForm,
+  useRealBrowserStack,
   waitForMail,
-  withServerOutput,
 } from '../helpers/real-browser.ts';
 
 /**
  * Self-service unlock and password recovery as a user meets them: the product as its own process,
  * a real SMTP server, Debian's Chromium, and Debian's oathtool as the authenticator app.
  */
-
-if (missingTools.length && !process.env.CI) {
-  console.warn(
-    `Skipping the recovery browser test: ${missingTools.join(' and ')} not found (apt-get install chromium oathtool).`,
-  );
-}
 
 const MINUTE_MS = 60_000;
 const HOUR_MS = 60 * MINUTE_MS;
@@ -43,21 +34,8 @@ const CREDENTIALS: Credentials = {
 };
 const USERNAME_LABEL = 'Username (your email address)';
 
-describe.skipIf(missingTools.length > 0 && !process.env.CI)('recovery in a real browser', () => {
-  let stack: RealBrowserStack | undefined;
-
-  beforeAll(async () => {
-    stack = await startRealBrowserStack();
-  }, 40_000);
-
-  afterAll(async () => {
-    await stack?.close();
-  }, 20_000);
-
-  function running() {
-    if (!stack) throw new Error('beforeAll did not finish');
-    return stack;
-  }
+describe.skipIf(skipWithoutTools('the recovery browser test'))('recovery in a real browser', () => {
+  const running = useRealBrowserStack();
 
   /** Checks the test-environment banner, then saves `recovery-<name>.png`. */
   const shot = (page: Page, name: string) => screenshot(page, 'recovery', name);
@@ -100,27 +78,12 @@ describe.skipIf(missingTools.length > 0 && !process.env.CI)('recovery in a real 
     await page.getByRole('heading', { name: `Welcome, ${name}` }).waitFor();
   }
 
-  /** Runs `body` in a fresh browser context; on failure saves a screenshot and adds the server log. */
-  async function inBrowser(failureShot: string, body: (page: Page, context: BrowserContext) => Promise<void>) {
-    const { product, browser } = running();
-    const context = await browser.newContext({ viewport: { width: 1024, height: 800 } });
-    const page = await context.newPage();
-    try {
-      await body(page, context);
-    } catch (err) {
-      await page.screenshot({ path: join(SHOTS, `recovery-${failureShot}.png`), fullPage: true }).catch(() => {});
-      throw withServerOutput(err, product);
-    } finally {
-      await context.close();
-    }
-  }
-
   it('locks after five wrong passwords, unlocks with the emailed link and the recovery question', async () => {
     const { smtp, product } = running();
     const email = 'nina.locked@acme.example';
     const contacts = loadConfig(product.env).contacts;
 
-    await inBrowser('failure-unlock', async (page) => {
+    await inBrowser(running(), 'recovery-failure-unlock', async (page) => {
       const { secret, enrollStep } = await activeUser(page, email, 'Nina', 'Locked');
 
       // Four wrong passwords: the same "sign-in failed" page each time.
@@ -214,7 +177,7 @@ describe.skipIf(missingTools.length > 0 && !process.env.CI)('recovery in a real 
     const madeUp = 'no.such.person@acme.example';
     const newPassword = 'velvet lantern orchard 17';
 
-    await inBrowser('failure-reset', async (page) => {
+    await inBrowser(running(), 'recovery-failure-reset', async (page) => {
       const { secret, enrollStep } = await activeUser(page, email, 'Omar', 'Forgot');
 
       await page.getByRole('link', { name: 'Forgot password?' }).click();

@@ -3,8 +3,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ParsedMail } from 'mailparser';
-import { type Browser, chromium, type Page } from 'playwright-core';
-import { expect } from 'vitest';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { z } from 'zod';
 import { startTestSmtpServer, type TestSmtpServer } from '../mail-smtp-server.ts';
 import { type ProductProcess, repoRoot, startProduct } from './product-process.ts';
@@ -18,6 +18,18 @@ export const CHROMIUM = '/usr/bin/chromium';
 export const OATHTOOL = '/usr/bin/oathtool';
 /** The tools that are not installed; the browser tests skip outside CI when this is not empty. */
 export const missingTools = [CHROMIUM, OATHTOOL].filter((p) => !existsSync(p));
+
+/**
+ * Whether a browser test file is skipped here: outside CI when a tool is missing, which it says on
+ * the console. CI must run them, so there `startRealBrowserStack` fails instead.
+ */
+export function skipWithoutTools(test: string): boolean {
+  const skip = missingTools.length > 0 && !process.env.CI;
+  if (skip) {
+    console.warn(`Skipping ${test}: ${missingTools.join(' and ')} not found (apt-get install chromium oathtool).`);
+  }
+  return skip;
+}
 
 export const SHOTS = join(repoRoot, 'test-artifacts', 'screenshots');
 export const STEP_MS = 30_000;
@@ -51,20 +63,30 @@ export function recipients(mail: ParsedMail): string[] {
   return to.flatMap((a) => a.value.map((v) => v.address?.toLowerCase() ?? ''));
 }
 
-/** Polls the SMTP server for a message to `address` whose subject matches, until the deadline. */
+/**
+ * Polls the SMTP server for a message to `address` whose subject matches and, with `options.text`,
+ * whose text contains it, until the deadline.
+ */
 export async function waitForMail(
   smtp: TestSmtpServer,
   address: string,
   subject: RegExp,
-  timeoutMs = 15_000,
+  options: { text?: string; timeoutMs?: number } = {},
 ): Promise<ParsedMail> {
+  const { text, timeoutMs = 15_000 } = options;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const found = smtp.received.find((m) => recipients(m).includes(address) && subject.test(m.subject ?? ''));
+    const found = smtp.received.find(
+      (m) =>
+        recipients(m).includes(address) &&
+        subject.test(m.subject ?? '') &&
+        (text === undefined || (m.text ?? '').includes(text)),
+    );
     if (found) return found;
     if (Date.now() > deadline) {
       const seen = smtp.received.map((m) => `${recipients(m).join(',')}: ${m.subject ?? ''}`).join('\n  ');
-      throw new Error(`No mail to ${address} matching ${subject} within ${timeoutMs} ms; received:\n  ${seen}`);
+      const what = text === undefined ? `matching ${subject}` : `matching ${subject} with "${text}"`;
+      throw new Error(`No mail to ${address} ${what} within ${timeoutMs} ms; received:\n  ${seen}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -143,6 +165,46 @@ export async function startRealBrowserStack(): Promise<RealBrowserStack> {
     throw failed?.status === 'rejected' ? failed.reason : new Error('the stack did not start');
   }
   return { smtp, product, browser, close };
+}
+
+/**
+ * Starts the stack before the tests of the calling `describe` and stops it after them. Returns
+ * what gives a test the running stack.
+ */
+export function useRealBrowserStack(): () => RealBrowserStack {
+  let stack: RealBrowserStack | undefined;
+  beforeAll(async () => {
+    stack = await startRealBrowserStack();
+  }, 40_000);
+  afterAll(async () => {
+    await stack?.close();
+  }, 20_000);
+  return () => {
+    if (!stack) throw new Error('beforeAll did not finish');
+    return stack;
+  };
+}
+
+/**
+ * Runs `body` with a page of a fresh browser context, closed afterwards. On failure saves
+ * `<failureShot>.png` in test-artifacts/screenshots and adds the server's output to the error.
+ */
+export async function inBrowser(
+  stack: Pick<RealBrowserStack, 'product' | 'browser'>,
+  failureShot: string,
+  body: (page: Page, context: BrowserContext) => Promise<void>,
+  viewport = { width: 1024, height: 800 },
+): Promise<void> {
+  const context = await stack.browser.newContext({ viewport });
+  const page = await context.newPage();
+  try {
+    await body(page, context);
+  } catch (err) {
+    await page.screenshot({ path: join(SHOTS, `${failureShot}.png`), fullPage: true }).catch(() => {});
+    throw withServerOutput(err, stack.product);
+  } finally {
+    await context.close();
+  }
 }
 
 /** Checks the loaded page shows the test-environment banner. */

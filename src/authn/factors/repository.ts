@@ -5,6 +5,8 @@ export type FactorRow = Selectable<FactorsTable>;
 
 /** Enrolled authentication factors (all types share one table). */
 export function createFactorRepository(db: Kysely<Database>) {
+  const listFactors = (userId: string): Promise<FactorRow[]> =>
+    db.selectFrom('factors').selectAll().where('user_id', '=', userId).orderBy('created_at').execute();
   return {
     async createFactor(factor: FactorRow): Promise<void> {
       await db.insertInto('factors').values(factor).execute();
@@ -17,8 +19,10 @@ export function createFactorRepository(db: Kysely<Database>) {
         .where('user_id', '=', userId)
         .executeTakeFirst();
     },
-    async listFactors(userId: string): Promise<FactorRow[]> {
-      return db.selectFrom('factors').selectAll().where('user_id', '=', userId).orderBy('created_at').execute();
+    listFactors,
+    /** The factors that can be used (not those waiting for their first code), in `listFactors` order. */
+    async listActiveFactors(userId: string): Promise<FactorRow[]> {
+      return (await listFactors(userId)).filter((f) => f.status === 'ACTIVE');
     },
     /** PENDING_ACTIVATION → ACTIVE, recording the step of the code that proved possession. */
     async activateFactor(factorId: string, step: number, now: number): Promise<boolean> {

@@ -1,0 +1,126 @@
+import type { ComponentChildren } from 'preact';
+import { Csrf, Field, type PageContext } from '../../web/layout.tsx';
+import { ENROLLABLE_FACTORS } from '../service.ts';
+import type { FactorRow } from './repository.ts';
+
+/**
+ * The factor forms that sign-in (activation, enrollment, verification) and the MFA profile (adding
+ * a method, "Verify it's you", password change) show alike.
+ */
+
+/** How a factor is named to its user. */
+export const factorLabel = (f: Pick<FactorRow, 'factor_type' | 'provider' | 'name'>) => f.name;
+
+/** The six-digit code input: `one-time-code` lets browsers and password managers fill it. */
+export function PassCodeField({ error }: { error?: string | undefined }) {
+  return (
+    <Field
+      name="passCode"
+      label="Six-digit code"
+      autocomplete="one-time-code"
+      inputmode="numeric"
+      maxLength={7}
+      error={error}
+    />
+  );
+}
+
+/** A new password under the activation policy, for password managers to store. */
+export function NewPasswordField(props: { minLength: number; error?: string | undefined }) {
+  return (
+    <Field
+      name="newPassword"
+      label="New password"
+      type="password"
+      autocomplete="new-password"
+      hint={`At least ${props.minLength} characters. A long phrase is easier to remember and harder to guess. Common passwords and your username are refused.`}
+      error={props.error}
+      maxLength={1024}
+    />
+  );
+}
+
+/** One form per app that can be enrolled, each posting its provider to `action`. */
+export function FactorChoices(props: {
+  ctx: PageContext;
+  action: string;
+  /** Sign-in's transaction takes the factor type with the provider (as the Okta API does). */
+  withFactorType?: boolean;
+}) {
+  return (
+    <div class="factor-choice">
+      {ENROLLABLE_FACTORS.map((f) => (
+        <form method="post" action={props.action} key={f.provider}>
+          <Csrf ctx={props.ctx} />
+          {props.withFactorType ? <input type="hidden" name="factorType" value={f.factorType} /> : null}
+          <input type="hidden" name="provider" value={f.provider} />
+          <strong>{f.label}</strong>
+          <p class="hint">
+            {f.provider === 'GOOGLE'
+              ? 'Six-digit codes from Google Authenticator or any RFC 6238 authenticator app.'
+              : 'Six-digit codes from the Okta Verify app.'}
+          </p>
+          <button type="submit">Set up {f.label}</button>
+        </form>
+      ))}
+    </div>
+  );
+}
+
+/**
+ * Setting up an authenticator app: the steps, the QR code, the setup key (`#shared-secret`, its
+ * `data-secret` the key as one string) and the form that posts the first code to `action`.
+ */
+export function TotpSetup(props: {
+  ctx: PageContext;
+  sharedSecret: string;
+  qrDataUrl: string;
+  action: string;
+  /** Said after "Enter the six-digit code the app shows." */
+  codeStepNote?: string;
+  error?: string | undefined;
+  /** Hidden inputs the form posts with the code. */
+  children?: ComponentChildren;
+}) {
+  const grouped = props.sharedSecret.replace(/(.{4})/g, '$1 ').trim();
+  const codeStep = 'Enter the six-digit code the app shows.';
+  return (
+    <>
+      <ol>
+        <li>Open the app on your phone and add an account.</li>
+        <li>Scan this QR code, or choose to enter a setup key and type the key below.</li>
+        <li>{props.codeStepNote ? `${codeStep} ${props.codeStepNote}` : codeStep}</li>
+      </ol>
+      <img class="qr" src={props.qrDataUrl} alt="QR code for your authenticator app (the setup key is shown below)" />
+      <p>
+        Setup key (time-based):{' '}
+        <code class="secret" id="shared-secret" data-secret={props.sharedSecret}>
+          {grouped}
+        </code>
+      </p>
+      <form method="post" action={props.action} novalidate>
+        <Csrf ctx={props.ctx} />
+        {props.children}
+        <PassCodeField error={props.error} />
+        <button type="submit">Verify</button>
+      </form>
+    </>
+  );
+}
+
+/** "Use another method": links to the user's other factors, when there are any. */
+export function OtherMethods(props: { factors: FactorRow[]; chosen: FactorRow; href: (f: FactorRow) => string }) {
+  const others = props.factors.filter((f) => f.id !== props.chosen.id);
+  return others.length ? (
+    <>
+      <h2>Use another method</h2>
+      <ul>
+        {others.map((f) => (
+          <li key={f.id}>
+            <a href={props.href(f)}>{factorLabel(f)}</a>
+          </li>
+        ))}
+      </ul>
+    </>
+  ) : null;
+}
