@@ -184,6 +184,7 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
     sessionAbsoluteHours: config.policy.sessionAbsoluteHours,
     passwordMinLength: config.policy.passwordMinLength,
     lockoutMinutes: config.policy.lockoutAutoUnlockMinutes,
+    lockoutsBeforeSupportUnlock: config.policy.lockoutsBeforeSupportUnlock,
     page,
   });
   registerProfile(app, {

@@ -31,6 +31,8 @@ export interface PageRouteDeps {
   sessionAbsoluteHours: number;
   passwordMinLength: number;
   lockoutMinutes: number;
+  /** After this many lockouts in a row the page sends the user to support instead. */
+  lockoutsBeforeSupportUnlock: number;
   page: () => Omit<PageContext, 'csrfToken' | 'signedInAs'>;
 }
 
@@ -105,7 +107,15 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
         return html(reply, <UnlockedPage ctx={pageCtx(reply)} user={result.user} />);
       case 'locked':
         clearTxn(reply);
-        return html(reply, <LockedPage ctx={pageCtx(reply)} minutes={deps.lockoutMinutes} />, 403);
+        return html(
+          reply,
+          <LockedPage
+            ctx={pageCtx(reply)}
+            minutes={deps.lockoutMinutes}
+            supportOnly={(result.user?.lockout_count ?? 0) >= deps.lockoutsBeforeSupportUnlock}
+          />,
+          403,
+        );
       case 'error':
         if (result.error === 'INVALID_TOKEN') {
           clearTxn(reply);

@@ -213,6 +213,11 @@ export function createAuthnService(deps: AuthnDeps) {
   const failedAttempt = attempts.recordFailure;
   const recoveryLink = attempts.recoveryLink;
 
+  /** The locked answer with the user as now stored (the lockout just counted). */
+  async function lockedResult(user: UserRow): Promise<AuthnResult> {
+    return { kind: 'locked', user: (await store.repos.users.findUserById(user.id)) ?? user };
+  }
+
   /** Automatic unlock after the configured period (DESIGN: 15 minutes), unless only support may unlock. */
   async function autoUnlockIfDue(user: UserRow): Promise<UserRow> {
     if (user.status !== 'LOCKED_OUT' || user.locked_at === null) return user;
@@ -309,7 +314,7 @@ export function createAuthnService(deps: AuthnDeps) {
       const result = await passwords.verify(storedHash, password);
       if (!result.ok) {
         const locked = await failedAttempt(user.id, attempt, ctx, 'user.session.start', { factor: 'password' });
-        return locked ? { kind: 'locked', user } : fail('AUTH_FAILED');
+        return locked ? lockedResult(user) : fail('AUTH_FAILED');
       }
       await store.repos.users.releaseAttempt(user.id);
       if (result.needsRehash) {
@@ -690,7 +695,7 @@ export function createAuthnService(deps: AuthnDeps) {
           return fail('INVALID_PASSCODE', ["Your passcode doesn't match our records. Please try again."]);
         }
         const locked = await failedAttempt(user.id, attempt, ctx, action, { factor: factor.factor_type, reason });
-        if (locked) return { kind: 'locked', user };
+        if (locked) return lockedResult(user);
         return fail('INVALID_PASSCODE', [
           reason === 'CODE_REUSED'
             ? 'This code was already used. Wait for the next code and try again.'

@@ -251,8 +251,26 @@ export function VerifyPage(props: {
   );
 }
 
-export function LockedPage(props: { ctx: PageContext; minutes: number }) {
+export function LockedPage(props: { ctx: PageContext; minutes: number; supportOnly: boolean }) {
   const c = props.ctx.contacts;
+  if (props.supportOnly) {
+    return (
+      <Layout ctx={props.ctx} title="Account locked">
+        <div class="card">
+          <h1>Your account is locked</h1>
+          <p class="alert" role="alert">
+            The account was locked many times in a row without a successful sign-in, so it no longer unlocks by itself.
+          </p>
+          <p>
+            Call {c.techSupportName} at {c.techSupportPhone} to unlock it.
+          </p>
+          <p>
+            <a href="/signin">Back to sign in</a>
+          </p>
+        </div>
+      </Layout>
+    );
+  }
   return (
     <Layout ctx={props.ctx} title="Account locked">
       <div class="card">
@@ -262,7 +280,11 @@ export function LockedPage(props: { ctx: PageContext; minutes: number }) {
         </p>
         <p>It unlocks by itself {props.minutes} minutes after it was locked. Then sign in again.</p>
         <p>
-          Need help sooner, or don't remember your password? Call {c.techSupportName} at {c.techSupportPhone}.
+          To unlock it sooner, use the link in the email we sent you when it was locked (valid 8 hours), or request a
+          new one with <a href="/signin/unlock">Unlock account?</a>
+        </p>
+        <p>
+          Don't remember your password or recovery answer? Call {c.techSupportName} at {c.techSupportPhone}.
         </p>
         <p>
           <a href="/signin">Back to sign in</a>
