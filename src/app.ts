@@ -25,6 +25,7 @@ import { createProfileService } from './profile/service.ts';
 import { registerReportPages } from './reports/routes.tsx';
 import { createReportService } from './reports/service.ts';
 import type { PageContext } from './web/layout.tsx';
+import { AccessLog } from './web/access-log.ts';
 import { BODY_LIMIT, setupWeb } from './web/setup.ts';
 
 export interface RuntimeDeps {
@@ -147,6 +148,7 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
       : {}),
     loggerInstance: rt.logger.child({ service: 'idp' }) as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT,
+    logController: new AccessLog(),
     trustProxy: config.trustProxy,
   });
   const prefix = cookiePrefix(environment.id, 'idp');

@@ -115,15 +115,27 @@ export function createAuthnService(deps: AuthnDeps) {
   const ttl = policy.transactionMinutes * 60_000;
   const audit = createUserEventRecorder(clock);
 
-  async function view(repos: Repositories, stateToken: string, row: TransactionRow): Promise<AuthnResult> {
-    const user = await repos.users.findUserById(row.user_id);
+  /**
+   * The transaction as the API and pages show it. `known` passes what the caller already read in
+   * this request (the user, the active factors), so the hot sign-in path reads nothing twice.
+   */
+  async function view(
+    repos: Repositories,
+    stateToken: string,
+    row: TransactionRow,
+    known: { user?: UserRow; activeFactors?: FactorRow[] } = {},
+  ): Promise<AuthnResult> {
+    const user = known.user ?? (await repos.users.findUserById(row.user_id));
     if (!user) return fail('INVALID_TOKEN');
     const status = row.status as TransactionStatus;
     const flow = row.flow as TransactionFlow;
     const txn: TransactionView = { stateToken, expiresAt: row.expires_at, status, flow, user, factors: [] };
     if (status === 'RECOVERY' && user.recovery_question) txn.recoveryQuestion = user.recovery_question;
     if (status === 'MFA_REQUIRED') {
-      txn.factors = orderFactors(await repos.factors.listActiveFactors(user.id), user.last_factor_type);
+      txn.factors = orderFactors(
+        known.activeFactors ?? (await repos.factors.listActiveFactors(user.id)),
+        user.last_factor_type,
+      );
     }
     if (status === 'MFA_ENROLL_ACTIVATE' && row.factor_id) {
       const factor = await repos.factors.findFactor(user.id, row.factor_id);
@@ -141,6 +153,7 @@ export function createAuthnService(deps: AuthnDeps) {
     amr: string[],
     emailTokenHash: string | null = null,
     flow: TransactionFlow = 'signin',
+    activeFactors?: FactorRow[],
   ): Promise<AuthnResult> {
     const stateToken = createBearerSecret(random);
     const now = clock();
@@ -158,7 +171,7 @@ export function createAuthnService(deps: AuthnDeps) {
       ended_at: null,
     };
     await repos.tokens.createTransaction(row);
-    return view(repos, stateToken, row);
+    return view(repos, stateToken, row, { user, ...(activeFactors ? { activeFactors } : {}) });
   }
 
   async function loadTransaction(stateToken: unknown): Promise<TransactionRow | undefined> {
@@ -169,7 +182,8 @@ export function createAuthnService(deps: AuthnDeps) {
   /** After the password (or activation) step: enroll if nothing usable, else ask for a factor. */
   async function afterPrimary(repos: Repositories, user: UserRow, amr: string[], emailTokenHash: string | null) {
     const factors = await repos.factors.listActiveFactors(user.id);
-    return startTransaction(repos, user, factors.length ? 'MFA_REQUIRED' : 'MFA_ENROLL', amr, emailTokenHash);
+    const status = factors.length ? 'MFA_REQUIRED' : 'MFA_ENROLL';
+    return startTransaction(repos, user, status, amr, emailTokenHash, 'signin', factors);
   }
 
   async function succeed(
@@ -204,7 +218,14 @@ export function createAuthnService(deps: AuthnDeps) {
       consumed_at: null,
     });
     await audit(repos, ctx, 'user.authentication.sso', 'success', user.id, { amr, factorType });
-    const fresh = (await repos.users.findUserById(user.id)) ?? user;
+    // What recordSuccessfulSignIn just wrote, without reading the row back.
+    const fresh: UserRow = {
+      ...user,
+      failed_attempts: 0,
+      lockout_count: 0,
+      last_login_at: now,
+      last_factor_type: factorType,
+    };
     return { kind: 'success', user: fresh, amr, factorType, sessionToken, expiresAt: now + SESSION_TOKEN_TTL_MS };
   }
 
@@ -316,13 +337,13 @@ export function createAuthnService(deps: AuthnDeps) {
         const locked = await failedAttempt(user.id, attempt, ctx, 'user.session.start', { factor: 'password' });
         return locked ? lockedResult(user) : fail('AUTH_FAILED');
       }
-      await store.repos.users.releaseAttempt(user.id);
-      if (result.needsRehash) {
-        // OWASP Password Storage: upgrade the hash on the next successful sign-in.
-        await store.repos.users.rehashPassword(user.id, storedHash, await passwords.hash(password));
-      }
+      const newHash = result.needsRehash ? await passwords.hash(password) : null;
       const signedIn = user;
       return store.transaction(async (repos) => {
+        // The right password gives its reserved attempt back (in this commit, not one of its own).
+        await repos.users.releaseAttempt(signedIn.id);
+        // OWASP Password Storage: upgrade the hash on the next successful sign-in.
+        if (newHash) await repos.users.rehashPassword(signedIn.id, storedHash, newHash);
         await audit(repos, ctx, 'user.authentication.auth_via_password', 'success', signedIn.id);
         return afterPrimary(repos, signedIn, ['pwd'], null);
       });
@@ -706,10 +727,10 @@ export function createAuthnService(deps: AuthnDeps) {
         // Recovery under the factor policy: the verified factor stands in for the question.
         return completeRecoveryProof(stateToken, row, user, ctx);
       }
-      await store.repos.users.releaseAttempt(user.id);
       const amr = [...new Set([...(JSON.parse(row.amr) as string[]), 'otp', 'mfa'])];
       const factorKey = `${factor.factor_type}:${factor.provider}`;
       return store.transaction(async (repos) => {
+        await repos.users.releaseAttempt(user.id);
         if (mode === 'activate') {
           await audit(repos, ctx, action, 'success', user.id, { factorId: factor.id, provider: factor.provider });
           await deps.notifier.factorEnrolled(repos, user, factor, ctx);

@@ -41,6 +41,8 @@ export interface TestStackOptions {
   transport?: MailTransport;
   env?: NodeJS.ProcessEnv;
   overrides?: Record<string, unknown>;
+  /** A logger to read what the services log; silent by default. */
+  logger?: pino.Logger;
 }
 
 /** One ntf environment on a fresh in-memory SQLite store with the idp built (not listening). */
@@ -66,7 +68,7 @@ export async function createTestStack(options: TestStackOptions = {}) {
   const clock = options.clock ?? createTestClock();
   const mail = createMemoryTransport();
   const rt: EnvironmentRuntime = await openEnvironment(config, environment, {
-    logger: pino({ level: 'silent' }),
+    logger: options.logger ?? pino({ level: 'silent' }),
     clock,
     store,
     transport: options.transport ?? mail.transport,
