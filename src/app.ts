@@ -24,8 +24,8 @@ import { registerProfile } from './profile/routes.tsx';
 import { createProfileService } from './profile/service.ts';
 import { registerReportPages } from './reports/routes.tsx';
 import { createReportService } from './reports/service.ts';
-import type { PageContext } from './web/layout.tsx';
 import { AccessLog } from './web/access-log.ts';
+import type { PageContext } from './web/layout.tsx';
 import { BODY_LIMIT, setupWeb } from './web/setup.ts';
 
 export interface RuntimeDeps {

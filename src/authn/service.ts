@@ -193,6 +193,7 @@ export function createAuthnService(deps: AuthnDeps) {
     amr: string[],
     factorType: string | null,
     ctx: RequestContext,
+    factorId?: string,
   ): Promise<AuthnResult> {
     const now = clock();
     if (!(await repos.tokens.endTransaction(txnHash, now))) return fail('INVALID_TOKEN');
@@ -217,7 +218,11 @@ export function createAuthnService(deps: AuthnDeps) {
       expires_at: now + SESSION_TOKEN_TTL_MS,
       consumed_at: null,
     });
-    await audit(repos, ctx, 'user.authentication.sso', 'success', user.id, { amr, factorType });
+    await audit(repos, ctx, 'user.authentication.sso', 'success', user.id, {
+      amr,
+      factorType,
+      ...(factorId ? { factorId } : {}),
+    });
     // What recordSuccessfulSignIn just wrote, without reading the row back.
     const fresh: UserRow = {
       ...user,
@@ -734,10 +739,9 @@ export function createAuthnService(deps: AuthnDeps) {
         if (mode === 'activate') {
           await audit(repos, ctx, action, 'success', user.id, { factorId: factor.id, provider: factor.provider });
           await deps.notifier.factorEnrolled(repos, user, factor, ctx);
-        } else {
-          await audit(repos, ctx, action, 'success', user.id, { factorId: factor.id, factor: factorKey });
         }
-        return succeed(repos, row.token_hash, user, amr, factorKey, ctx);
+        // A verified factor in sign-in is recorded once, as the sign-in itself (`sso`, with the factor).
+        return succeed(repos, row.token_hash, user, amr, factorKey, ctx, factor.id);
       });
     },
 

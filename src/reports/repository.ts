@@ -31,9 +31,12 @@ export function createReportRepository(db: Kysely<Database>) {
         .executeTakeFirst();
       return Number(r.numUpdatedRows) === 1;
     },
-    /** Records a sign-in from a device; true when the user had never signed in from it before. */
+    /**
+     * Records a sign-in from a device in one statement; true when the user had never signed in
+     * from it before (the row was created now rather than touched).
+     */
     async recordDevice(userId: string, deviceHash: string, now: number, userAgent: string | null, ip: string | null) {
-      const inserted = await db
+      const row = await db
         .insertInto('known_devices')
         .values({
           user_id: userId,
@@ -43,16 +46,12 @@ export function createReportRepository(db: Kysely<Database>) {
           user_agent: userAgent,
           ip,
         })
-        .onConflict((oc) => oc.columns(['user_id', 'device_hash']).doNothing())
+        .onConflict((oc) =>
+          oc.columns(['user_id', 'device_hash']).doUpdateSet({ last_seen_at: now, user_agent: userAgent, ip }),
+        )
+        .returning(['first_seen_at', 'last_seen_at'])
         .executeTakeFirst();
-      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1) return true;
-      await db
-        .updateTable('known_devices')
-        .set({ last_seen_at: now, user_agent: userAgent, ip })
-        .where('user_id', '=', userId)
-        .where('device_hash', '=', deviceHash)
-        .execute();
-      return false;
+      return row !== undefined && row.first_seen_at === row.last_seen_at && row.first_seen_at === now;
     },
   };
 }
