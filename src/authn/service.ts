@@ -196,7 +196,11 @@ export function createAuthnService(deps: AuthnDeps) {
     factorId?: string,
   ): Promise<AuthnResult> {
     const now = clock();
-    if (!(await repos.tokens.endTransaction(txnHash, now))) return fail('INVALID_TOKEN');
+    if (!(await repos.tokens.endTransaction(txnHash, now))) {
+      // Lost a race for this transaction: give back the attempt reserved for the right code.
+      await repos.users.releaseAttempt(user.id);
+      return fail('INVALID_TOKEN');
+    }
     // DESIGN, "notifications": email on a sign-in from a device this user has not used before.
     // The first sign-in of all (activation) is not news to anyone.
     const device = ctx.deviceId ?? `ua:${ctx.userAgent ?? 'unknown'}`;
@@ -735,7 +739,7 @@ export function createAuthnService(deps: AuthnDeps) {
       const amr = [...new Set([...(JSON.parse(row.amr) as string[]), 'otp', 'mfa'])];
       const factorKey = `${factor.factor_type}:${factor.provider}`;
       return store.transaction(async (repos) => {
-        await repos.users.releaseAttempt(user.id);
+        // The reserved attempt is not given back here: a successful sign-in resets the counter.
         if (mode === 'activate') {
           await audit(repos, ctx, action, 'success', user.id, { factorId: factor.id, provider: factor.provider });
           await deps.notifier.factorEnrolled(repos, user, factor, ctx);
