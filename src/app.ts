@@ -98,7 +98,15 @@ export async function openEnvironment(
   // Without SMTP a production environment keeps its mail in the outbox until a relay is configured.
   if (!transport && environment.kind === 'test') transport = createConsoleTransport(logger, environment);
   const mailWorker: MailWorker | undefined = transport
-    ? createMailWorker({ store, transport, clock, logger, from: config.smtp.from })
+    ? createMailWorker({
+        store,
+        transport,
+        clock,
+        logger,
+        from: config.smtp.from,
+        // With a relay the bodies go; without one they stay for the development mailbox.
+        redactDelivered: !!config.smtp.url,
+      })
     : undefined;
   if (!transport) logger.warn('No SMTP relay configured (TRAQS_SMTP_URL): mail stays in the outbox');
 
@@ -197,6 +205,8 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
     page,
   });
   registerReportPages(app, { reports: rt.reports, page });
-  if (environment.kind === 'test') registerDevMailbox(app, { store: rt.store, page });
+  // The development mailbox shows links that are bearer secrets: only for a test environment that
+  // has no SMTP relay (the quick start), never where mail is really delivered (DESIGN, "Email").
+  if (environment.kind === 'test' && !config.smtp.url) registerDevMailbox(app, { store: rt.store, page });
   return app;
 }

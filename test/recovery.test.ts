@@ -181,3 +181,52 @@ describe('recovery with an enrolled factor instead of the question (NIST 800-63B
     expect((await s.rt.store.repos.users.findUserById(u.user.id))?.status).toBe('ACTIVE');
   });
 });
+
+describe('recovery limits (security review)', () => {
+  it('counts wrong answers against the emailed link, across transactions started from it', async () => {
+    s = await createTestStack();
+    const u = await activateUser(s, 'links@acme.example');
+    await s.rt.authn.requestRecovery(u.login, 'password', { ip: null, userAgent: null }).settled;
+    const { token } = await mailTo(u.login, /Reset your/);
+    const statuses: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      const r = await postJson(s, '/api/v1/authn/recovery/token', { recoveryToken: token });
+      if (r.status !== 200) {
+        statuses.push(r.status);
+        continue;
+      }
+      const stateToken = text(r.body, 'stateToken');
+      for (let i = 0; i < 2; i++) {
+        statuses.push(
+          (await postJson(s, '/api/v1/authn/recovery/answer', { stateToken, answer: `guess ${round}${i}` })).status,
+        );
+      }
+    }
+    // 2 + 2 wrong answers in two transactions; the fifth, in a third transaction, spends the link.
+    expect(statuses).toEqual([403, 403, 403, 403, 401, 401]);
+    expect((await postJson(s, '/api/v1/authn/recovery/token', { recoveryToken: token })).status).toBe(401);
+  });
+
+  it('an unlock link from an earlier lockout does not unlock a support-only account', async () => {
+    s = await createTestStack({ overrides: { policy: { lockoutsBeforeSupportUnlock: 2 } } });
+    const u = await activateUser(s, 'support@acme.example');
+    await lock(u);
+    const { token: first } = await mailTo(u.login, /locked/);
+    s.clock.advance(16 * MINUTE);
+    await lock(u);
+    expect((await s.rt.store.repos.users.findUserById(u.user.id))?.lockout_count).toBe(2);
+    const r = await postJson(s, '/api/v1/authn/recovery/token', { recoveryToken: first });
+    expect(r.status).toBeGreaterThanOrEqual(400);
+    expect((await s.rt.store.repos.users.findUserById(u.user.id))?.status).toBe('LOCKED_OUT');
+  });
+});
+
+describe('development mailbox', () => {
+  it('exists only in a test environment without an SMTP relay', async () => {
+    s = await createTestStack();
+    expect((await s.app.inject({ method: 'GET', url: '/dev/mailbox' })).statusCode).toBe(200);
+    await s.close();
+    s = await createTestStack({ env: { TRAQS_SMTP_URL: 'smtp://relay.example:587' } });
+    expect((await s.app.inject({ method: 'GET', url: '/dev/mailbox' })).statusCode).toBe(404);
+  });
+});

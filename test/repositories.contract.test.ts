@@ -86,6 +86,7 @@ function newEmailToken(userId: string, overrides: Partial<EmailTokenRow> = {}): 
     created_at: NOW,
     expires_at: NOW + 60 * MINUTE,
     consumed_at: null,
+    attempts: 0,
     ...overrides,
   };
 }

@@ -77,7 +77,11 @@ export function createAttemptGuard(deps: {
             // Okta's rule: after N lockouts in a row without a successful sign-in, only support unlocks.
             const supportOnly = user.lockout_count >= policy.lockoutsBeforeSupportUnlock;
             const options: { unlockUrl?: string; unlockUrlExpiresAt?: number; autoUnlockAt?: number } = {};
-            if (!supportOnly) {
+            if (supportOnly) {
+              // Links sent before must not unlock what only support may unlock now.
+              await repos.tokens.revokeEmailTokens(user.id, 'recovery_unlock', now);
+              await repos.tokens.revokeEmailTokens(user.id, 'recovery_password', now);
+            } else {
               options.autoUnlockAt = now + policy.lockoutAutoUnlockMinutes * 60_000;
               const link = await recoveryLink(repos, user.id, 'recovery_unlock', now);
               options.unlockUrl = link.url;

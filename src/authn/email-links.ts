@@ -31,6 +31,7 @@ export async function issueEmailLink(
     created_at: input.now,
     expires_at: expiresAt,
     consumed_at: null,
+    attempts: 0,
   });
   return { url: input.url(token), expiresAt };
 }

@@ -243,6 +243,11 @@ export function createAuthnService(deps: AuthnDeps) {
   const failedAttempt = attempts.recordFailure;
   const recoveryLink = attempts.recoveryLink;
 
+  /** Locked too many times in a row: only support may unlock (Okta's rule, DESIGN "lockout"). */
+  function supportOnly(user: UserRow): boolean {
+    return user.status === 'LOCKED_OUT' && user.lockout_count >= policy.lockoutsBeforeSupportUnlock;
+  }
+
   /** The locked answer with the user as now stored (the lockout just counted). */
   async function lockedResult(user: UserRow): Promise<AuthnResult> {
     return { kind: 'locked', user: (await store.repos.users.findUserById(user.id)) ?? user };
@@ -279,6 +284,10 @@ export function createAuthnService(deps: AuthnDeps) {
     ctx: RequestContext,
   ): Promise<AuthnResult> {
     const now = clock();
+    const current = await store.repos.users.findUserById(user.id);
+    if (!current || supportOnly(current)) {
+      return fail('FORBIDDEN', ['This account can only be unlocked by technical support.']);
+    }
     return store.transaction(async (repos) => {
       if (row.flow === 'recovery_unlock') {
         if (
@@ -412,6 +421,9 @@ export function createAuthnService(deps: AuthnDeps) {
       const user = await store.repos.users.findUserById(row.user_id);
       if (!user) return fail('INVALID_TOKEN');
       const activation = row.flow === 'activation';
+      if (!activation && supportOnly(user)) {
+        return fail('FORBIDDEN', ['This account can only be unlocked by technical support.']);
+      }
       const problems = checkNewPassword(input.newPassword, {
         minLength: policy.passwordMinLength,
         maxLength: policy.passwordMaxLength,
@@ -541,7 +553,15 @@ export function createAuthnService(deps: AuthnDeps) {
         row.consumed_at === null &&
         row.expires_at > now;
       const user = valid && row ? await store.repos.users.findUserById(row.user_id) : undefined;
-      if (!row || !valid || !user || user.auth_mode !== 'local') {
+      if (user && supportOnly(user)) {
+        await store.transaction((repos) =>
+          audit(repos, ctx, 'user.account.recovery.token', 'denied', user.id, { reason: 'support-only unlock' }),
+        );
+        return fail('FORBIDDEN', [
+          'This account was locked too many times in a row and can only be unlocked by technical support.',
+        ]);
+      }
+      if (!row || !valid || !user || user.auth_mode !== 'local' || row.attempts >= policy.maxFailedAttempts) {
         await store.transaction((repos) =>
           audit(repos, ctx, 'user.account.recovery.token', 'failure', row?.user_id ?? null, {
             reason: !row ? 'unknown token' : row.consumed_at ? 'token used' : 'token expired',
@@ -574,7 +594,11 @@ export function createAuthnService(deps: AuthnDeps) {
       if (row.status !== 'RECOVERY') return fail('WRONG_STATE');
       const user = await store.repos.users.findUserById(row.user_id);
       if (!user?.recovery_answer_hash) return fail('INVALID_TOKEN');
-      const attempts = await store.repos.tokens.countTransactionAttempt(row.token_hash);
+      // Counted against the emailed link, not the transaction: a new transaction from the same
+      // link does not start a fresh allowance (OWASP ASVS 2.2.1).
+      const attempts = row.email_token_hash
+        ? await store.repos.tokens.countEmailTokenAttempt(row.email_token_hash)
+        : await store.repos.tokens.countTransactionAttempt(row.token_hash);
       const maxAnswers = policy.maxFailedAttempts;
       const check =
         attempts <= maxAnswers
@@ -693,7 +717,9 @@ export function createAuthnService(deps: AuthnDeps) {
       // emailed link allows as many factor tries as the lockout limit, then it is spent.
       const recovery = row.flow === 'recovery_password' || row.flow === 'recovery_unlock';
       const attempt = recovery
-        ? await store.repos.tokens.countTransactionAttempt(row.token_hash)
+        ? row.email_token_hash
+          ? await store.repos.tokens.countEmailTokenAttempt(row.email_token_hash)
+          : await store.repos.tokens.countTransactionAttempt(row.token_hash)
         : await reserveAttempt(user.id);
       if (attempt === null || attempt > policy.maxFailedAttempts) {
         await store.repos.tokens.endTransaction(row.token_hash, clock());

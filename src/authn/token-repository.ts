@@ -85,6 +85,19 @@ export function createTokenRepository(db: Kysely<Database>) {
         .executeTakeFirst();
       return Number(r.numUpdatedRows) === 1;
     },
+    /**
+     * Counts one wrong recovery answer or code against an emailed link, atomically, over every
+     * transaction started from it; returns the new count.
+     */
+    async countEmailTokenAttempt(hash: string): Promise<number> {
+      const r = await db
+        .updateTable('email_tokens')
+        .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
+        .where('token_hash', '=', hash)
+        .returning('attempts')
+        .executeTakeFirst();
+      return r?.attempts ?? Number.MAX_SAFE_INTEGER;
+    },
     /** Counts one wrong answer in a transaction, atomically; returns the new count. */
     async countTransactionAttempt(hash: string): Promise<number> {
       const r = await db

@@ -70,6 +70,8 @@ export interface EmailTokensTable {
   created_at: number;
   expires_at: number;
   consumed_at: number | null;
+  /** Wrong recovery answers or codes given with this link, over all its transactions. */
+  attempts: number;
 }
 
 export interface SessionsTable {

@@ -7,6 +7,9 @@ export type NewOutboxMessage = Omit<
   'id' | 'status' | 'attempts' | 'lease_until' | 'last_error' | 'sent_at'
 >;
 
+/** What a delivered message's bodies are replaced with. */
+export const REDACTED = '[delivered; the body is not kept because it held single-use links]';
+
 /** The transactional outbox: written with the change that needs the mail, delivered later. */
 export function createOutboxRepository(db: Kysely<Database>, dialect: 'sqlite' | 'postgres') {
   return {
@@ -52,10 +55,20 @@ export function createOutboxRepository(db: Kysely<Database>, dialect: 'sqlite' |
      * worker whose lease ran out cannot overwrite what the worker that took over recorded.
      * Returns false when the claim was lost.
      */
-    async markSent(id: number, now: number, leaseUntil: number): Promise<boolean> {
+    /**
+     * Marks a message delivered. With `redact`, its bodies are replaced: they hold links that are
+     * bearer secrets (DESIGN: such secrets are stored only as hashes), and the relay has them now.
+     */
+    async markSent(id: number, now: number, leaseUntil: number, redact = false): Promise<boolean> {
       const r = await db
         .updateTable('outbox')
-        .set({ status: 'sent', sent_at: now, lease_until: null, last_error: null })
+        .set({
+          status: 'sent',
+          sent_at: now,
+          lease_until: null,
+          last_error: null,
+          ...(redact ? { text_body: REDACTED, html_body: REDACTED } : {}),
+        })
         .where('id', '=', id)
         .where('status', '=', 'sending')
         .where('lease_until', '=', leaseUntil)

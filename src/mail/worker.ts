@@ -23,6 +23,8 @@ export interface MailWorkerOptions {
   /** Attempts (claims) before a message is given up as failed. */
   maxAttempts?: number;
   backoff?: Backoff;
+  /** Replace the bodies of delivered messages (their links are bearer secrets); off for the dev mailbox. */
+  redactDelivered?: boolean;
   /** Uniform in [0, 1), for the jitter; injected so tests are deterministic. */
   random?: () => number;
 }
@@ -142,7 +144,7 @@ export function createMailWorker(options: MailWorkerOptions): MailWorker {
       }
       return;
     }
-    if (await outbox.markSent(row.id, clock(), lease)) {
+    if (await outbox.markSent(row.id, clock(), lease, options.redactDelivered ?? false)) {
       round.sent += 1;
       logger.info(log, 'Mail delivered');
     } else {
