@@ -97,3 +97,42 @@ describe('new sign-in notification and "this wasn\'t me"', () => {
     expect(res.payload).toContain('7 days');
   });
 });
+
+describe('device identity for API sign-ins', () => {
+  it('uses Okta context.deviceToken when given; a copied user agent from another address is still new', async () => {
+    s = await createTestStack();
+    const u = await activateUser(s, 'device@acme.example');
+    const signIn = async (userAgent: string, ip: string, deviceToken?: string) => {
+      const headers = { 'user-agent': userAgent };
+      const r = await s.app.inject({
+        method: 'POST',
+        url: '/api/v1/authn',
+        remoteAddress: ip,
+        headers,
+        payload: { username: u.login, password: PASSWORD, ...(deviceToken ? { context: { deviceToken } } : {}) },
+      });
+      s.clock.advance(30_000);
+      const ok = await s.app.inject({
+        method: 'POST',
+        url: `/api/v1/authn/factors/${u.factorId}/verify`,
+        remoteAddress: ip,
+        headers,
+        payload: {
+          stateToken: text(r.json(), 'stateToken'),
+          passCode: generateTotp({ secret: u.secret, now: s.clock() }),
+        },
+      });
+      expect(text(ok.json(), 'status')).toBe('SUCCESS');
+    };
+    await signIn('Script/1.0', '198.51.100.1', 'device-token-one');
+    const count = async () => (await mails(u.login, /New sign-in/)).length;
+    const base = await count();
+    // Same device token from another address and user agent: a known device.
+    await signIn('Script/2.0', '198.51.100.2', 'device-token-one');
+    expect(await count()).toBe(base);
+    // No device token: the victim's user agent copied from another address is a new device.
+    await signIn('Victim UA', '198.51.100.3');
+    await signIn('Victim UA', '198.51.100.4');
+    expect(await count()).toBe(base + 2);
+  });
+});

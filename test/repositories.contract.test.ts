@@ -101,6 +101,7 @@ function newTransaction(userId: string, overrides: Partial<TransactionRow> = {})
     email_token_hash: null,
     amr: '["pwd"]',
     attempts: 0,
+    device_hash: null,
     created_at: NOW,
     expires_at: NOW + 5 * MINUTE,
     ended_at: null,

@@ -222,7 +222,13 @@ export function registerAuthnApi(
       if (body.stateToken) return reply(res, await authn.getTransaction(body.stateToken));
       if (body.token) return reply(res, await authn.startActivation(body.token, ctx));
       if (body.username !== undefined && body.password !== undefined) {
-        return reply(res, await authn.primaryAuth(body.username, body.password, ctx));
+        // Okta clients identify the device with `context.deviceToken` (for new-sign-in notices).
+        const deviceToken = body.context?.deviceToken;
+        const withDevice =
+          typeof deviceToken === 'string' && deviceToken.length > 0 && deviceToken.length <= 200
+            ? { ...ctx, deviceId: deviceToken }
+            : ctx;
+        return reply(res, await authn.primaryAuth(body.username, body.password, withDevice));
       }
       throw new AppError('VALIDATION', ['Provide username and password, an activation token, or a stateToken.']);
     });

@@ -217,7 +217,7 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
         400,
       );
     }
-    const result = await authn.primaryAuth(username, body.password, requestContext(req));
+    const result = await authn.primaryAuth(username, body.password, deviceContext(req, reply));
     return proceed(req, reply, result, () =>
       // One message for unknown user and wrong password (no user enumeration).
       html(

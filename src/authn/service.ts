@@ -154,6 +154,7 @@ export function createAuthnService(deps: AuthnDeps) {
     emailTokenHash: string | null = null,
     flow: TransactionFlow = 'signin',
     activeFactors?: FactorRow[],
+    deviceHash: string | null = null,
   ): Promise<AuthnResult> {
     const stateToken = createBearerSecret(random);
     const now = clock();
@@ -166,6 +167,7 @@ export function createAuthnService(deps: AuthnDeps) {
       email_token_hash: emailTokenHash,
       amr: JSON.stringify(amr),
       attempts: 0,
+      device_hash: deviceHash,
       created_at: now,
       expires_at: now + ttl,
       ended_at: null,
@@ -180,10 +182,17 @@ export function createAuthnService(deps: AuthnDeps) {
   }
 
   /** After the password (or activation) step: enroll if nothing usable, else ask for a factor. */
-  async function afterPrimary(repos: Repositories, user: UserRow, amr: string[], emailTokenHash: string | null) {
+  async function afterPrimary(
+    repos: Repositories,
+    user: UserRow,
+    amr: string[],
+    emailTokenHash: string | null,
+    ctx?: RequestContext,
+  ) {
     const factors = await repos.factors.listActiveFactors(user.id);
     const status = factors.length ? 'MFA_REQUIRED' : 'MFA_ENROLL';
-    return startTransaction(repos, user, status, amr, emailTokenHash, 'signin', factors);
+    const device = ctx ? hashBearerSecret(deviceKey(ctx)) : null;
+    return startTransaction(repos, user, status, amr, emailTokenHash, 'signin', factors, device);
   }
 
   async function succeed(
@@ -194,6 +203,7 @@ export function createAuthnService(deps: AuthnDeps) {
     factorType: string | null,
     ctx: RequestContext,
     factorId?: string,
+    deviceHash?: string | null,
   ): Promise<AuthnResult> {
     const now = clock();
     if (!(await repos.tokens.endTransaction(txnHash, now))) {
@@ -203,8 +213,8 @@ export function createAuthnService(deps: AuthnDeps) {
     }
     // DESIGN, "notifications": email on a sign-in from a device this user has not used before.
     // The first sign-in of all (activation) is not news to anyone.
-    const device = ctx.deviceId ?? `ua:${ctx.userAgent ?? 'unknown'}`;
-    const newDevice = await repos.reports.recordDevice(user.id, hashBearerSecret(device), now, ctx.userAgent, ctx.ip);
+    const device = ctx.deviceId || !deviceHash ? hashBearerSecret(deviceKey(ctx)) : deviceHash;
+    const newDevice = await repos.reports.recordDevice(user.id, device, now, ctx.userAgent, ctx.ip);
     if (newDevice && user.last_login_at !== null) {
       const factors = factorType ? await repos.factors.listFactors(user.id) : [];
       const method =
@@ -242,6 +252,15 @@ export function createAuthnService(deps: AuthnDeps) {
   const reserveAttempt = attempts.reserve;
   const failedAttempt = attempts.recordFailure;
   const recoveryLink = attempts.recoveryLink;
+
+  /**
+   * What identifies the device for "new sign-in" notices: the browser's device cookie or Okta's
+   * `context.deviceToken`; without either, the user agent together with the address, so copying
+   * a user agent alone does not pass for a known device.
+   */
+  function deviceKey(ctx: RequestContext): string {
+    return ctx.deviceId ? `id:${ctx.deviceId}` : `ua:${ctx.userAgent ?? 'unknown'}|ip:${ctx.ip ?? 'unknown'}`;
+  }
 
   /** Locked too many times in a row: only support may unlock (Okta's rule, DESIGN "lockout"). */
   function supportOnly(user: UserRow): boolean {
@@ -363,7 +382,7 @@ export function createAuthnService(deps: AuthnDeps) {
         // OWASP Password Storage: upgrade the hash on the next successful sign-in.
         if (newHash) await repos.users.rehashPassword(signedIn.id, storedHash, newHash);
         await audit(repos, ctx, 'user.authentication.auth_via_password', 'success', signedIn.id);
-        return afterPrimary(repos, signedIn, ['pwd'], null);
+        return afterPrimary(repos, signedIn, ['pwd'], null, ctx);
       });
     },
 
@@ -771,7 +790,7 @@ export function createAuthnService(deps: AuthnDeps) {
           await deps.notifier.factorEnrolled(repos, user, factor, ctx);
         }
         // A verified factor in sign-in is recorded once, as the sign-in itself (`sso`, with the factor).
-        return succeed(repos, row.token_hash, user, amr, factorKey, ctx, factor.id);
+        return succeed(repos, row.token_hash, user, amr, factorKey, ctx, factor.id, row.device_hash);
       });
     },
 

@@ -129,6 +129,8 @@ export interface AuthnTransactionsTable {
   amr: string;
   /** Wrong recovery answers in this transaction. */
   attempts: number;
+  /** SHA-256 of the device id given at the start (Okta's `context.deviceToken`), if any. */
+  device_hash: string | null;
   created_at: number;
   expires_at: number;
   ended_at: number | null;

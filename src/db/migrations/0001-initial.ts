@@ -115,6 +115,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('email_token_hash', 'varchar(64)')
     .addColumn('amr', 'varchar(200)', (c) => c.notNull())
     .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('device_hash', 'varchar(64)')
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('expires_at', 'bigint', (c) => c.notNull())
     .addColumn('ended_at', 'bigint')
