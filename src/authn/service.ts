@@ -293,6 +293,43 @@ export function createAuthnService(deps: AuthnDeps) {
         : 'activation';
 
   /**
+   * Counts one recovery try (answer or code) against the emailed link, not the transaction: a new
+   * transaction from the same link does not start a fresh allowance (OWASP ASVS 2.2.1).
+   */
+  function countRecoveryAttempt(row: TransactionRow): Promise<number> {
+    return row.email_token_hash
+      ? store.repos.tokens.countEmailTokenAttempt(row.email_token_hash)
+      : store.repos.tokens.countTransactionAttempt(row.token_hash);
+  }
+
+  /** A wrong recovery answer or code: audited; at the limit the link is spent and the transaction ends. */
+  async function recoveryFailure(
+    row: TransactionRow,
+    userId: string,
+    attempts: number,
+    what: 'answer' | 'code',
+    ctx: RequestContext,
+    details: Record<string, unknown>,
+  ): Promise<AuthnResult> {
+    const spent = attempts >= policy.maxFailedAttempts;
+    const now = clock();
+    await store.transaction(async (repos) => {
+      const action = what === 'answer' ? 'user.account.recovery.answer' : 'user.account.recovery.factor';
+      await audit(repos, ctx, action, 'failure', userId, { ...details, attempts });
+      if (spent) {
+        if (row.email_token_hash) await repos.tokens.consumeEmailToken(row.email_token_hash, purposeOf(row), now);
+        await repos.tokens.endTransaction(row.token_hash, now);
+      }
+    });
+    if (spent) return fail('INVALID_TOKEN', [], `Too many wrong ${what}s. Request a new link.`);
+    return fail('INVALID_PASSCODE', [
+      what === 'answer'
+        ? 'The answer does not match our records. Please try again.'
+        : "Your passcode doesn't match our records. Please try again.",
+    ]);
+  }
+
+  /**
    * The user proved control of the email and answered the question (or verified a factor):
    * unlock completes here; password recovery moves on to PASSWORD_RESET.
    */
@@ -613,29 +650,12 @@ export function createAuthnService(deps: AuthnDeps) {
       if (row.status !== 'RECOVERY') return fail('WRONG_STATE');
       const user = await store.repos.users.findUserById(row.user_id);
       if (!user?.recovery_answer_hash) return fail('INVALID_TOKEN');
-      // Counted against the emailed link, not the transaction: a new transaction from the same
-      // link does not start a fresh allowance (OWASP ASVS 2.2.1).
-      const attempts = row.email_token_hash
-        ? await store.repos.tokens.countEmailTokenAttempt(row.email_token_hash)
-        : await store.repos.tokens.countTransactionAttempt(row.token_hash);
-      const maxAnswers = policy.maxFailedAttempts;
+      const attempts = await countRecoveryAttempt(row);
       const check =
-        attempts <= maxAnswers
+        attempts <= policy.maxFailedAttempts
           ? await passwords.verify(user.recovery_answer_hash, normalizeRecoveryAnswer(answer))
           : { ok: false };
-      if (!check.ok) {
-        const now = clock();
-        await store.transaction(async (repos) => {
-          await audit(repos, ctx, 'user.account.recovery.answer', 'failure', user.id, { attempts });
-          if (attempts >= maxAnswers) {
-            // Too many wrong answers: this link is spent; a new one must be requested.
-            if (row.email_token_hash) await repos.tokens.consumeEmailToken(row.email_token_hash, purposeOf(row), now);
-            await repos.tokens.endTransaction(row.token_hash, now);
-          }
-        });
-        if (attempts >= maxAnswers) return fail('INVALID_TOKEN', [], 'Too many wrong answers. Request a new link.');
-        return fail('INVALID_PASSCODE', ['The answer does not match our records. Please try again.']);
-      }
+      if (!check.ok) return recoveryFailure(row, user.id, attempts, 'answer', ctx, {});
       return completeRecoveryProof(stateToken, row, user, ctx);
     },
     /** `POST /api/v1/authn/factors {stateToken, factorType, provider}`: begin enrolling TOTP. */
@@ -735,11 +755,7 @@ export function createAuthnService(deps: AuthnDeps) {
       // A recovery transaction counts its own tries (the account may be locked already): the
       // emailed link allows as many factor tries as the lockout limit, then it is spent.
       const recovery = row.flow === 'recovery_password' || row.flow === 'recovery_unlock';
-      const attempt = recovery
-        ? row.email_token_hash
-          ? await store.repos.tokens.countEmailTokenAttempt(row.email_token_hash)
-          : await store.repos.tokens.countTransactionAttempt(row.token_hash)
-        : await reserveAttempt(user.id);
+      const attempt = recovery ? await countRecoveryAttempt(row) : await reserveAttempt(user.id);
       if (attempt === null || attempt > policy.maxFailedAttempts) {
         await store.repos.tokens.endTransaction(row.token_hash, clock());
         return recovery
@@ -757,18 +773,7 @@ export function createAuthnService(deps: AuthnDeps) {
           : await store.repos.factors.markTotpStepUsed(factor.id, check.step, now));
       if (!accepted) {
         const reason = check.ok ? 'CODE_REUSED' : check.reason;
-        if (recovery) {
-          await store.transaction(async (repos) => {
-            await audit(repos, ctx, 'user.account.recovery.factor', 'failure', user.id, { reason, attempts: attempt });
-            if (attempt >= policy.maxFailedAttempts) {
-              if (row.email_token_hash) await repos.tokens.consumeEmailToken(row.email_token_hash, purposeOf(row), now);
-              await repos.tokens.endTransaction(row.token_hash, now);
-            }
-          });
-          if (attempt >= policy.maxFailedAttempts)
-            return fail('INVALID_TOKEN', [], 'Too many wrong codes. Request a new link.');
-          return fail('INVALID_PASSCODE', ["Your passcode doesn't match our records. Please try again."]);
-        }
+        if (recovery) return recoveryFailure(row, user.id, attempt, 'code', ctx, { reason });
         const locked = await failedAttempt(user.id, attempt, ctx, action, { factor: factor.factor_type, reason });
         if (locked) return lockedResult(user);
         return fail('INVALID_PASSCODE', [
