@@ -3,7 +3,7 @@ import QRCode from 'qrcode';
 import { z } from 'zod';
 import { createBearerSecret } from '../lib/tokens.ts';
 import type { PageContext } from '../web/layout.tsx';
-import { renderHtml } from '../web/render.ts';
+import { sendPage } from '../web/render.ts';
 import { requestContext } from '../web/validate.ts';
 import type { AuthnResult, AuthnService } from './service.ts';
 import type { SessionManager } from './sessions.ts';
@@ -70,8 +70,6 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
   };
 
   const pageCtx = (reply: FastifyReply): PageContext => ({ ...deps.page(), csrfToken: reply.generateCsrf() });
-  const html = (reply: FastifyReply, node: Parameters<typeof renderHtml>[0], status = 200) =>
-    reply.status(status).type('text/html; charset=utf-8').send(renderHtml(node));
 
   const setTxn = (reply: FastifyReply, token: string) =>
     reply.setCookie(txnCookie, token, { ...cookieBase, sameSite: 'strict', maxAge: deps.transactionMinutes * 60 });
@@ -104,10 +102,10 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
       }
       case 'unlocked':
         clearTxn(reply);
-        return html(reply, <UnlockedPage ctx={pageCtx(reply)} user={result.user} />);
+        return sendPage(reply, <UnlockedPage ctx={pageCtx(reply)} user={result.user} />);
       case 'locked':
         clearTxn(reply);
-        return html(
+        return sendPage(
           reply,
           <LockedPage
             ctx={pageCtx(reply)}
@@ -119,7 +117,7 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
       case 'error':
         if (result.error === 'INVALID_TOKEN') {
           clearTxn(reply);
-          return html(
+          return sendPage(
             reply,
             <SignInPage ctx={pageCtx(reply)} error="Your sign-in expired or was cancelled. Please sign in again." />,
             401,
@@ -146,7 +144,7 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
     const ctx = pageCtx(reply);
     switch (t.status) {
       case 'PASSWORD_RESET':
-        return html(
+        return sendPage(
           reply,
           <PasswordSetupPage
             ctx={ctx}
@@ -158,7 +156,7 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
           status,
         );
       case 'RECOVERY':
-        return html(
+        return sendPage(
           reply,
           <RecoveryQuestionPage
             ctx={ctx}
@@ -170,12 +168,12 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
           status,
         );
       case 'MFA_ENROLL':
-        return html(reply, <EnrollChoicePage ctx={ctx} user={t.user} error={errors.text} />, status);
+        return sendPage(reply, <EnrollChoicePage ctx={ctx} user={t.user} error={errors.text} />, status);
       case 'MFA_ENROLL_ACTIVATE': {
         const e = t.enrollment;
         if (!e) return reply.redirect('/signin', 303);
         const qr = await QRCode.toDataURL(e.otpauthUri, { margin: 1, width: 200 });
-        return html(
+        return sendPage(
           reply,
           <EnrollActivatePage
             ctx={ctx}
@@ -196,7 +194,7 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
             : undefined);
         const chosen = t.factors.find((f) => f.id === wanted) ?? t.factors[0];
         if (!chosen) return reply.redirect('/signin', 303);
-        return html(
+        return sendPage(
           reply,
           <VerifyPage ctx={ctx} user={t.user} factors={t.factors} chosen={chosen} error={errors.text} />,
           status,
@@ -205,13 +203,13 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
     }
   }
 
-  app.get('/signin', async (_req, reply) => html(reply, <SignInPage ctx={pageCtx(reply)} />));
+  app.get('/signin', async (_req, reply) => sendPage(reply, <SignInPage ctx={pageCtx(reply)} />));
 
   app.post('/signin', { preHandler: app.csrfProtection }, async (req, reply) => {
     const body = form({ username: formString(254), password: formString(1024) }, req.body);
     const username = body?.username.trim() ?? '';
     if (!body || !username || !body.password) {
-      return html(
+      return sendPage(
         reply,
         <SignInPage ctx={pageCtx(reply)} username={username} error="Enter your username and password." />,
         400,
@@ -220,7 +218,7 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
     const result = await authn.primaryAuth(username, body.password, deviceContext(req, reply));
     return proceed(req, reply, result, () =>
       // One message for unknown user and wrong password (no user enumeration).
-      html(
+      sendPage(
         reply,
         <SignInPage
           ctx={pageCtx(reply)}
@@ -257,7 +255,7 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
               question: causes.filter((c) => /question/i.test(c)).join(' ') || undefined,
               answer: causes.filter((c) => !/question/i.test(c)).join(' ') || undefined,
             };
-      return html(
+      return sendPage(
         reply,
         <PasswordSetupPage
           ctx={pageCtx(reply)}
@@ -328,64 +326,68 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
   app.get('/activate', async (req, reply) => {
     const token = (req.query as Record<string, unknown>)?.token;
     if (typeof token !== 'string' || token.length > 200 || !token) {
-      return html(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason="unknown" />, 404);
+      return sendPage(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason="unknown" />, 404);
     }
     const state = await authn.inspectActivationToken(token);
-    if (state !== 'valid') return html(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason={state} />, 410);
-    return html(reply, <ActivatePage ctx={pageCtx(reply)} token={token} />);
+    if (state !== 'valid') return sendPage(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason={state} />, 410);
+    return sendPage(reply, <ActivatePage ctx={pageCtx(reply)} token={token} />);
   });
 
   app.post('/activate', { preHandler: app.csrfProtection }, async (req, reply) => {
     const body = form({ token: formString(200) }, req.body);
     const token = body?.token ?? '';
     const state = token ? await authn.inspectActivationToken(token) : 'unknown';
-    if (state !== 'valid') return html(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason={state} />, 410);
+    if (state !== 'valid') return sendPage(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason={state} />, 410);
     const result = await authn.startActivation(token, requestContext(req));
     return proceed(req, reply, result, () =>
-      html(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason="unknown" />, 410),
+      sendPage(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason="unknown" />, 410),
     );
   });
 
   for (const kind of ['password', 'unlock'] as const) {
     const path = kind === 'password' ? '/signin/forgot-password' : '/signin/unlock';
-    app.get(path, async (_req, reply) => html(reply, <RecoveryRequestPage ctx={pageCtx(reply)} kind={kind} />));
+    app.get(path, async (_req, reply) => sendPage(reply, <RecoveryRequestPage ctx={pageCtx(reply)} kind={kind} />));
     app.post(path, { preHandler: app.csrfProtection }, async (req, reply) => {
       const body = form({ username: formString(254) }, req.body);
       const username = body?.username.trim() ?? '';
       if (!username) {
-        return html(reply, <RecoveryRequestPage ctx={pageCtx(reply)} kind={kind} error="Enter your username." />, 400);
+        return sendPage(
+          reply,
+          <RecoveryRequestPage ctx={pageCtx(reply)} kind={kind} error="Enter your username." />,
+          400,
+        );
       }
       // Same page whether or not the account exists (no enumeration); the email follows.
       const { settled } = authn.requestRecovery(username, kind, requestContext(req));
       settled.catch((err: unknown) => req.log.error({ err }, 'recovery request failed'));
-      return html(reply, <RecoveryRequestPage ctx={pageCtx(reply)} kind={kind} sent />);
+      return sendPage(reply, <RecoveryRequestPage ctx={pageCtx(reply)} kind={kind} sent />);
     });
   }
 
   app.get('/recover', async (req, reply) => {
     const token = (req.query as Record<string, unknown>)?.token;
     if (typeof token !== 'string' || !token || token.length > 200) {
-      return html(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason="unknown" kind="recovery" />, 404);
+      return sendPage(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason="unknown" kind="recovery" />, 404);
     }
     const { state, kind } = await authn.inspectRecoveryToken(token);
     if (state !== 'valid' || !kind) {
-      return html(
+      return sendPage(
         reply,
         <LinkInvalidPage ctx={pageCtx(reply)} reason={state === 'valid' ? 'unknown' : state} kind="recovery" />,
         410,
       );
     }
-    return html(reply, <RecoverPage ctx={pageCtx(reply)} token={token} kind={kind} />);
+    return sendPage(reply, <RecoverPage ctx={pageCtx(reply)} token={token} kind={kind} />);
   });
 
   app.post('/recover', { preHandler: app.csrfProtection }, async (req, reply) => {
     const token = form({ token: formString(200) }, req.body)?.token ?? '';
     const result = token ? await authn.startRecovery(token, requestContext(req)) : undefined;
     if (!result || (result.kind === 'error' && result.error === 'INVALID_TOKEN')) {
-      return html(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason="unknown" kind="recovery" />, 410);
+      return sendPage(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason="unknown" kind="recovery" />, 410);
     }
     return proceed(req, reply, result, (msg) =>
-      html(reply, <RecoveryRequestPage ctx={pageCtx(reply)} kind="password" error={msg} />, 403),
+      sendPage(reply, <RecoveryRequestPage ctx={pageCtx(reply)} kind="password" error={msg} />, 403),
     );
   });
 
@@ -394,7 +396,7 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
     const result = await authn.answerRecovery(req.cookies[txnCookie] ?? '', answer, requestContext(req));
     if (result.kind === 'error' && result.error === 'INVALID_TOKEN' && result.summary) {
       clearTxn(reply);
-      return html(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason="used" kind="recovery" />, 410);
+      return sendPage(reply, <LinkInvalidPage ctx={pageCtx(reply)} reason="used" kind="recovery" />, 410);
     }
     return proceed(req, reply, result, (msg) => renderTransaction(req, reply, { text: msg }, 403));
   });
@@ -403,6 +405,6 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
     await sessions.end(req.cookies[sidCookie]);
     reply.clearCookie(sidCookie, { path: '/' });
     clearTxn(reply);
-    return html(reply, <SignInPage ctx={pageCtx(reply)} notice="You have signed out." />);
+    return sendPage(reply, <SignInPage ctx={pageCtx(reply)} notice="You have signed out." />);
   });
 }

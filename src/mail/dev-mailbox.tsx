@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Store } from '../db/store.ts';
 import { AppError } from '../web/errors.ts';
 import { Layout, type PageContext } from '../web/layout.tsx';
-import { renderHtml } from '../web/render.ts';
+import { sendPage } from '../web/render.ts';
 
 const LINK = /https?:\/\/[^\s<>"')\]]+/g;
 
@@ -15,15 +15,10 @@ export function registerDevMailbox(
   app: FastifyInstance,
   deps: { store: Store; page: () => Omit<PageContext, 'csrfToken' | 'signedInAs'> },
 ): void {
-  const send = (
-    reply: { type: (t: string) => { send: (b: string) => unknown } },
-    node: Parameters<typeof renderHtml>[0],
-  ) => reply.type('text/html; charset=utf-8').send(renderHtml(node));
-
   app.get('/dev/mailbox', async (req, reply) => {
     const q = z.object({ to: z.string().max(254).optional() }).safeParse(req.query);
     const messages = await deps.store.repos.outbox.listRecentMessages(100, q.success ? q.data.to : undefined);
-    return send(
+    return sendPage(
       reply,
       <Layout ctx={deps.page()} title="Development mailbox">
         <div class="card">
@@ -64,7 +59,7 @@ export function registerDevMailbox(
     const m = p.success ? await deps.store.repos.outbox.findMessage(p.data.id) : undefined;
     if (!m) throw new AppError('NOT_FOUND', [], 'No such message in the development mailbox.');
     const links = [...new Set(m.text_body.match(LINK) ?? [])];
-    return send(
+    return sendPage(
       reply,
       <Layout ctx={deps.page()} title={m.subject}>
         <div class="card">

@@ -5,7 +5,7 @@ import type { SessionManager } from '../authn/sessions.ts';
 import { SignInPage } from '../authn/views.tsx';
 import { AppError } from '../web/errors.ts';
 import type { PageContext } from '../web/layout.tsx';
-import { renderHtml } from '../web/render.ts';
+import { sendPage } from '../web/render.ts';
 import { requestContext } from '../web/validate.ts';
 import { type ContactForm, type DoneCode, ProfileHome, parseDone } from './home.tsx';
 import type { ProfileService, Who } from './service.ts';
@@ -68,8 +68,6 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
   const { profile } = deps;
   const signedIn = new WeakMap<FastifyRequest, Who>();
 
-  const html = (reply: FastifyReply, node: Parameters<typeof renderHtml>[0], status = 200) =>
-    reply.status(status).type('text/html; charset=utf-8').send(renderHtml(node));
   const pageCtx = (reply: FastifyReply, who: Who): PageContext => ({
     ...deps.page(),
     csrfToken: reply.generateCsrf(),
@@ -103,7 +101,7 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
   /** Too many failed attempts ended the session: say so on the sign-in page. */
   function signedOut(reply: FastifyReply) {
     reply.clearCookie(deps.sidCookie, { path: '/' });
-    return html(
+    return sendPage(
       reply,
       <SignInPage
         ctx={{ ...deps.page(), csrfToken: reply.generateCsrf() }}
@@ -121,7 +119,7 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
   ) {
     const w = who(req);
     const data = await profile.dashboard(w);
-    return html(
+    return sendPage(
       reply,
       <ProfileHome
         ctx={pageCtx(reply, w)}
@@ -184,7 +182,7 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
     const w = who(req);
     const factors = await profile.verificationFactors(w.user);
     const chosen = factors.find((f) => f.id === options.factorId) ?? factors[0];
-    return html(
+    return sendPage(
       reply,
       <VerifyItsYouPage
         ctx={pageCtx(reply, w)}
@@ -225,7 +223,7 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
   app.get('/profile/factors/add', get, async (req, reply) => {
     const w = who(req);
     if (needsVerification(reply, w, '/profile/factors/add')) return reply;
-    return html(reply, <AddMethodPage ctx={pageCtx(reply, w)} />);
+    return sendPage(reply, <AddMethodPage ctx={pageCtx(reply, w)} />);
   });
 
   app.post('/profile/factors/add', post, async (req, reply) => {
@@ -234,7 +232,7 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
     const body = form({ provider: formString(40) }, req.body);
     const result = await profile.startEnrollment(w, body?.provider ?? '', requestContext(req));
     if (result.kind === 'invalid')
-      return html(reply, <AddMethodPage ctx={pageCtx(reply, w)} error={result.error} />, 400);
+      return sendPage(reply, <AddMethodPage ctx={pageCtx(reply, w)} error={result.error} />, 400);
     return reply.redirect(`/profile/factors/${result.factorId}/activate`, 303);
   });
 
@@ -250,7 +248,7 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
     // Expired or already finished: start again from the choice.
     if (!enrollment) return reply.redirect('/profile/factors/add', 303);
     const qr = await QRCode.toDataURL(enrollment.otpauthUri, { margin: 1, width: 200 });
-    return html(
+    return sendPage(
       reply,
       <SetupMethodPage ctx={pageCtx(reply, w)} enrollment={enrollment} qrDataUrl={qr} error={error} />,
       error ? 403 : 200,
@@ -291,7 +289,7 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
     const w = who(req);
     const { factor, isLast } = await removable(req);
     if (needsVerification(reply, w, `/profile/factors/${factor.id}/remove`)) return reply;
-    return html(reply, <RemoveMethodPage ctx={pageCtx(reply, w)} factor={factor} isLast={isLast} />);
+    return sendPage(reply, <RemoveMethodPage ctx={pageCtx(reply, w)} factor={factor} isLast={isLast} />);
   });
 
   app.post('/profile/factors/:id/remove', post, async (req, reply) => {
@@ -307,7 +305,10 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
   app.get('/profile/password', get, async (req, reply) => {
     const w = who(req);
     if (needsVerification(reply, w, '/profile/password')) return reply;
-    return html(reply, <ChangePasswordPage ctx={pageCtx(reply, w)} user={w.user} minLength={deps.passwordMinLength} />);
+    return sendPage(
+      reply,
+      <ChangePasswordPage ctx={pageCtx(reply, w)} user={w.user} minLength={deps.passwordMinLength} />,
+    );
   });
 
   app.post('/profile/password', post, async (req, reply) => {
@@ -323,7 +324,7 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
       case 'signed-out':
         return signedOut(reply);
       case 'invalid':
-        return html(
+        return sendPage(
           reply,
           <ChangePasswordPage
             ctx={pageCtx(reply, w)}
@@ -340,7 +341,7 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
   app.get('/profile/recovery-question', get, async (req, reply) => {
     const w = who(req);
     if (needsVerification(reply, w, '/profile/recovery-question')) return reply;
-    return html(reply, <ChangeQuestionPage ctx={pageCtx(reply, w)} user={w.user} question="" />);
+    return sendPage(reply, <ChangeQuestionPage ctx={pageCtx(reply, w)} user={w.user} question="" />);
   });
 
   app.post('/profile/recovery-question', post, async (req, reply) => {
@@ -353,7 +354,7 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
       requestContext(req),
     );
     if (result.kind === 'done') return reply.redirect('/?done=question', 303);
-    return html(
+    return sendPage(
       reply,
       <ChangeQuestionPage
         ctx={pageCtx(reply, w)}

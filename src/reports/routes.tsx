@@ -1,7 +1,7 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { Csrf, Layout, type PageContext } from '../web/layout.tsx';
-import { renderHtml } from '../web/render.ts';
+import { sendPage } from '../web/render.ts';
 import { requestContext } from '../web/validate.ts';
 import type { ReportService } from './service.ts';
 
@@ -12,9 +12,6 @@ export function registerReportPages(
   app: FastifyInstance,
   deps: { reports: ReportService; page: () => Omit<PageContext, 'csrfToken' | 'signedInAs'> },
 ): void {
-  const html = (reply: FastifyReply, node: Parameters<typeof renderHtml>[0], status = 200) =>
-    reply.status(status).type('text/html; charset=utf-8').send(renderHtml(node));
-
   const invalid = (ctx: PageContext, reason: string) => (
     <Layout ctx={ctx} title="Link no longer valid">
       <div class="card">
@@ -42,9 +39,9 @@ export function registerReportPages(
           : state === 'expired'
             ? 'Report links are valid for 7 days after the email was sent.'
             : 'This report link is not valid.';
-      return html(reply, invalid(ctx, reason), 410);
+      return sendPage(reply, invalid(ctx, reason), 410);
     }
-    return html(
+    return sendPage(
       reply,
       <Layout ctx={ctx} title="Report suspicious activity">
         <div class="card">
@@ -72,8 +69,8 @@ export function registerReportPages(
     const result = body.success
       ? await deps.reports.file(body.data.token, body.data.about, requestContext(req))
       : { ok: false };
-    if (!result.ok) return html(reply, invalid(ctx, 'This report link has already been used or has expired.'), 410);
-    return html(
+    if (!result.ok) return sendPage(reply, invalid(ctx, 'This report link has already been used or has expired.'), 410);
+    return sendPage(
       reply,
       <Layout ctx={ctx} title="Report received">
         <div class="card">

@@ -39,7 +39,7 @@ export function createReportService(deps: {
     async inspect(token: string): Promise<'valid' | 'expired' | 'used' | 'unknown'> {
       if (!token || token.length > 200) return 'unknown';
       const row = await store.repos.tokens.findEmailToken(hashBearerSecret(token));
-      if (!row || row.purpose !== 'report') return 'unknown';
+      if (row?.purpose !== 'report') return 'unknown';
       if (row.consumed_at !== null) return 'used';
       return row.expires_at <= clock() ? 'expired' : 'valid';
     },
