@@ -34,7 +34,7 @@ describeEachBackend('signing keys', ({ store, connectAgain }) => {
     const first = await ensureSigningKey(store(), secretBox, clock);
     expect(first.created).toBe(true);
     expect(first.kid).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(await ensureSigningKey(store(), secretBox, clock)).toEqual({ kid: first.kid, created: false });
+    expect(await ensureSigningKey(store(), secretBox, clock)).toEqual({ alg: 'ES256', kid: first.kid, created: false });
 
     const jwks = await loadJwks(store(), secretBox, clock);
     expect(jwks.keys).toHaveLength(1);
@@ -58,7 +58,7 @@ describeEachBackend('signing keys', ({ store, connectAgain }) => {
     await ensureSigningKey(store(), secretBox, clock);
     const [privateJwk] = (await loadJwks(store(), secretBox, clock)).keys;
     const d = String(privateJwk?.d);
-    const row = await store().repos.oauth.findActiveSigningKey();
+    const row = await store().repos.oauth.findActiveSigningKey('ES256');
     const everything = JSON.stringify(row);
     expect(everything).not.toContain(d);
     expect(everything).not.toMatch(/"d"\s*:/);
@@ -81,7 +81,7 @@ describeEachBackend('signing keys', ({ store, connectAgain }) => {
     // The longest signed token (60-minute access tokens, one-hour ID tokens) plus the margin.
     expect(rotated.retireAfter).toBe(clock() + retiringKeyWindowMs(DEFAULT_SIGNED_TOKEN_LIFETIMES));
     expect(rotated.retireAfter - clock()).toBeGreaterThanOrEqual(60 * MINUTE);
-    expect(await ensureSigningKey(connectAgain(), secretBox, clock)).toEqual({ kid: rotated.kid, created: false });
+    expect(await ensureSigningKey(connectAgain(), secretBox, clock)).toEqual({ alg: 'ES256', kid: rotated.kid, created: false });
 
     // oidc-provider signs with the first key of the set; the retiring one is still published.
     const during = await loadJwks(store(), secretBox, clock);

@@ -64,6 +64,14 @@ const policySchema = z
      * `factor` asks for an enrolled factor instead, as NIST 800-63B §6.1.2.3 prefers.
      */
     recoveryVerification: z.enum(['question', 'factor']).default('question'),
+    /** Access tokens for the download API last this long (FAQ: 60 minutes). */
+    accessTokenMinutes: z.number().positive().default(60),
+    /** Programmatic refresh tokens last this many calendar months from issue (FAQ: 6 months). */
+    refreshTokenMonths: z.number().int().positive().max(24).default(6),
+    /** The "your refresh token expires soon" email goes out this many days before expiry, once. */
+    refreshTokenReminderDays: z.number().positive().default(15),
+    /** `traqs-api` may turn a sign-in into a code only this soon after its second factor. */
+    programmaticSignInMaxAgeMinutes: z.number().positive().default(5),
     /** Per-IP limit on sign-in and recovery requests, per minute (OWASP ASVS 2.2.1). */
     authRequestsPerMinutePerIp: z.number().int().positive().default(60),
   })

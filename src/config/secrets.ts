@@ -8,6 +8,13 @@ export interface EnvironmentKeys {
   secretBoxKey: Buffer;
   /** Signs cookies (CSRF secret cookie). */
   cookieSecret: string;
+  /** Signs oidc-provider's cookies (its `cookies.keys`). */
+  oidcCookieKey: string;
+  /**
+   * The `portal` client's secret at the authorization server: idp and portal of one environment
+   * derive the same value from the environment's key, so nothing extra has to be configured.
+   */
+  portalClientSecret: string;
   /** Where the key came from, for the start-up log. */
   source: 'config' | 'generated-file';
 }
@@ -38,5 +45,11 @@ export function loadEnvironmentKeys(config: Readonly<Config>, env: Readonly<Envi
   }
   const derive = (info: string) =>
     Buffer.from(hkdfSync('sha256', kek, Buffer.alloc(0), `traqs-mfa/${env.id}/${info}`, 32));
-  return { secretBoxKey: derive('secret-box'), cookieSecret: derive('cookie').toString('base64url'), source };
+  return {
+    secretBoxKey: derive('secret-box'),
+    cookieSecret: derive('cookie').toString('base64url'),
+    oidcCookieKey: derive('oidc-cookie').toString('base64url'),
+    portalClientSecret: derive('portal-client-secret').toString('base64url'),
+    source,
+  };
 }

@@ -207,10 +207,44 @@ export interface SigningKeysTable {
   private_jwk_sealed: string;
   /** The public JWK (JSON) as published at the JWKS endpoint. */
   public_jwk: string;
-  /** `active` (signs; at most one) or `retiring` (verification only, until `retire_after`). */
+  /** `active` (signs; at most one per `alg`) or `retiring` (verification only, until `retire_after`). */
   status: string;
   created_at: number;
   retire_after: number | null;
+}
+
+/** What the Programmatic page shows of a refresh token (`0003-api-tokens`); never the token. */
+export interface ApiRefreshTokensTable {
+  /** SHA-256 of the refresh token: the `oidc_models` key of its `RefreshToken` row. */
+  id_hash: string;
+  user_id: string;
+  client_id: string;
+  grant_id: string | null;
+  label: string;
+  created_at: number;
+  expires_at: number;
+  last_used_at: number | null;
+  last_used_ip: string | null;
+  /** When the "expires in 15 days" email was queued; set once, by exactly one node. */
+  reminder_sent_at: number | null;
+  revoked_at: number | null;
+  /** `user`, `support`, `suspended`, `reported`… */
+  revoked_reason: string | null;
+}
+
+/** Browser sessions of the portal (the TRAQS website); the cookie holds the id, the row its SHA-256. */
+export interface PortalSessionsTable {
+  id_hash: string;
+  user_id: string;
+  /** JSON array: the `amr` of the ID token the session was created from. */
+  amr: string;
+  created_at: number;
+  last_seen_at: number;
+  idle_expires_at: number;
+  absolute_expires_at: number;
+  ip: string | null;
+  user_agent: string | null;
+  revoked_at: number | null;
 }
 
 export interface Database {
@@ -230,4 +264,6 @@ export interface Database {
   suspicious_reports: SuspiciousReportsTable;
   oidc_models: OidcModelsTable;
   signing_keys: SigningKeysTable;
+  api_refresh_tokens: ApiRefreshTokensTable;
+  portal_sessions: PortalSessionsTable;
 }

@@ -6,6 +6,7 @@ import { createTokenRepository } from '../authn/token-repository.ts';
 import { createFirmRepository } from '../firms/repository.ts';
 import { createOutboxRepository } from '../mail/repository.ts';
 import { createOauthRepository } from '../oauth/repository.ts';
+import { createApiTokenRepository } from '../oauth/refresh-token-repository.ts';
 import { createReportRepository } from '../reports/repository.ts';
 import type { Db, Dialect } from './database.ts';
 import type { Database } from './schema.ts';
@@ -22,6 +23,7 @@ function createRepositories(db: Kysely<Database>, dialect: Dialect) {
     settings: createSettingsRepository(db),
     reports: createReportRepository(db),
     oauth: createOauthRepository(db),
+    apiTokens: createApiTokenRepository(db),
   };
 }
 export type Repositories = ReturnType<typeof createRepositories>;

@@ -126,9 +126,9 @@ export function createOauthRepository(db: Kysely<Database>) {
     },
 
     /**
-     * Inserts `row` as the active key unless one is already active (the partial unique index
-     * `signing_keys_one_active`); true when this call inserted it. Two nodes starting at once both
-     * call this and exactly one wins.
+     * Inserts `row` as the active key of its algorithm unless one is already active (the partial
+     * unique index `signing_keys_one_active_per_alg`); true when this call inserted it. Two nodes
+     * starting at once both call this and exactly one wins.
      */
     async insertSigningKeyIfNoneActive(row: SigningKeyRow): Promise<boolean> {
       const r = await db
@@ -139,20 +139,26 @@ export function createOauthRepository(db: Kysely<Database>) {
       return Number(r.numInsertedOrUpdatedRows ?? 0) === 1;
     },
 
-    async findActiveSigningKey(): Promise<SigningKeyRow | undefined> {
-      return db.selectFrom('signing_keys').selectAll().where('status', '=', 'active').executeTakeFirst();
+    async findActiveSigningKey(alg: string): Promise<SigningKeyRow | undefined> {
+      return db
+        .selectFrom('signing_keys')
+        .selectAll()
+        .where('status', '=', 'active')
+        .where('alg', '=', alg)
+        .executeTakeFirst();
     },
 
     /**
-     * Makes `row` the active key and the previously active one `retiring` until `retireAfter`.
-     * Run it inside `store.transaction` so both changes commit together; a concurrent rotation
-     * fails on `signing_keys_one_active` rather than leaving two active keys.
+     * Makes `row` the active key of its algorithm and the previously active one `retiring` until
+     * `retireAfter`. Run it inside `store.transaction` so both changes commit together; a
+     * concurrent rotation fails on the unique index rather than leaving two active keys.
      */
     async replaceActiveSigningKey(row: SigningKeyRow, retireAfter: number): Promise<string | undefined> {
       const previous = await db
         .updateTable('signing_keys')
         .set({ status: 'retiring', retire_after: retireAfter })
         .where('status', '=', 'active')
+        .where('alg', '=', row.alg)
         .returning('kid')
         .executeTakeFirst();
       await db
