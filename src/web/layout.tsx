@@ -13,7 +13,13 @@ export interface PageContext {
 }
 
 /** The page frame: environment banner (test environments), header, content, contacts footer. */
-export function Layout(props: { ctx: PageContext; title: string; children: ComponentChildren }) {
+export function Layout(props: {
+  ctx: PageContext;
+  title: string;
+  children: ComponentChildren;
+  /** Scripts under `/assets/` this page needs (CSP: no inline script; `defer` keeps pages usable without them). */
+  scripts?: string[];
+}) {
   const { ctx } = props;
   return (
     <html lang="en">
@@ -22,6 +28,9 @@ export function Layout(props: { ctx: PageContext; title: string; children: Compo
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{`${props.title} · ${ctx.serviceName}${ctx.environment.kind === 'test' ? ` · ${ctx.environment.label}` : ''}`}</title>
         <link rel="stylesheet" href="/assets/style.css" />
+        {(props.scripts ?? []).map((name) => (
+          <script key={name} src={`/assets/${name}`} defer />
+        ))}
       </head>
       <body>
         {ctx.environment.kind === 'test' ? (
