@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import fastifyMiddie from '@fastify/middie';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createAccountService } from './accounts/service.ts';
@@ -20,13 +22,17 @@ import { registerDevMailbox } from './mail/dev-mailbox.tsx';
 import { createNotifier } from './mail/notifications.ts';
 import { createConsoleTransport, createSmtpTransport, type MailTransport } from './mail/transport.ts';
 import { createMailWorker, type MailWorker } from './mail/worker.ts';
+import { registerInteractions } from './oauth/interactions.tsx';
+import { createOauthPages } from './oauth/pages.tsx';
+import { createAuthorizationServer, OAUTH_MOUNT } from './oauth/provider.ts';
+import { createRefreshTokenReminderJob } from './oauth/reminders.ts';
 import { registerProfile } from './profile/routes.tsx';
 import { createProfileService } from './profile/service.ts';
 import { registerReportPages } from './reports/routes.tsx';
 import { createReportService } from './reports/service.ts';
 import { AccessLog } from './web/access-log.ts';
 import type { PageContext } from './web/layout.tsx';
-import { BODY_LIMIT, setupWeb } from './web/setup.ts';
+import { BODY_LIMIT, buildSecurityHeaders, setupWeb } from './web/setup.ts';
 
 export interface RuntimeDeps {
   logger: Logger;
@@ -109,6 +115,14 @@ export async function openEnvironment(
       })
     : undefined;
   if (!transport) logger.warn('No SMTP relay configured (TRAQS_SMTP_URL): mail stays in the outbox');
+  const refreshTokenReminders = createRefreshTokenReminderJob({
+    store,
+    notifier,
+    clock,
+    logger,
+    reminderDays: config.policy.refreshTokenReminderDays,
+    programmaticUrl: `${environment.portal.publicUrl}/api/programmatic`,
+  });
 
   return {
     config,
@@ -127,7 +141,15 @@ export async function openEnvironment(
     accounts,
     profile,
     mailWorker,
+    refreshTokenReminders,
+    /** Starts the background work of a serving node: mail delivery and refresh-token reminders. */
+    startBackgroundJobs() {
+      mailWorker?.start(1000);
+      // Every node runs it; each reminder is claimed by exactly one (src/oauth/reminders.ts).
+      refreshTokenReminders.start(15 * 60_000);
+    },
     async close() {
+      await refreshTokenReminders.stop();
       await mailWorker?.stop();
       await transport?.close();
       await store.close();
@@ -166,11 +188,44 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
     contacts: config.contacts,
     serviceName: 'TRAQS MFA Profile',
   });
+  const sidCookie = `${prefix}_sid`;
+  // The sign-in form's redirects end at the OAuth clients' callbacks (CSP form-action).
+  const formActionOrigins = [new URL(environment.portal.publicUrl).origin];
+
+  // The authorization server answers everything under /oauth2/default before Fastify's own hooks
+  // (body parsing, CSRF, the per-IP POST limit of the sign-in pages): it has its own protocol
+  // protections, and programs call its token endpoint at a rate no person signs in at.
+  const oauth = await createAuthorizationServer({
+    config,
+    environment,
+    store: rt.store,
+    clock: rt.clock,
+    logger: rt.logger,
+    keys: rt.keys,
+    sessions: rt.sessions,
+    notifier: rt.notifier,
+    sidCookie,
+    cookiePrefix: prefix,
+    pages: createOauthPages({ page, securityHeaders: buildSecurityHeaders(secureCookies, formActionOrigins) }),
+  });
+  await app.register(fastifyMiddie, { hook: 'onRequest' });
+  app.use(OAUTH_MOUNT, (req: IncomingMessage, res: ServerResponse) => oauth.handle(req, res));
+  // Another node or `traqs keys rotate` may change the signing keys; expired protocol rows go.
+  const housekeeping = setInterval(() => {
+    void oauth.reloadKeysIfChanged().catch((err) => rt.logger.error({ err }, 'Reloading signing keys failed'));
+    void rt.store.repos.oauth
+      .deleteExpiredOidcModels(rt.clock())
+      .catch((err) => rt.logger.error({ err }, 'Deleting expired OAuth records failed'));
+  }, 60_000);
+  housekeeping.unref();
+  app.addHook('onClose', async () => clearInterval(housekeeping));
+
   await setupWeb(app, {
     cookiePrefix: prefix,
     secureCookies,
     cookieSecret: rt.keys.cookieSecret,
     postsPerMinutePerIp: config.policy.authRequestsPerMinutePerIp,
+    formActionOrigins,
     page,
   });
 
@@ -197,10 +252,23 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
     lockoutsBeforeSupportUnlock: config.policy.lockoutsBeforeSupportUnlock,
     page,
   });
+  registerInteractions(app, {
+    server: oauth,
+    authn: rt.authn,
+    sessions: rt.sessions,
+    store: rt.store,
+    clock: rt.clock,
+    sidCookie,
+    returnCookie: `${prefix}_return`,
+    secureCookies,
+    programmaticMaxAgeMinutes: config.policy.programmaticSignInMaxAgeMinutes,
+    transactionMinutes: config.policy.transactionMinutes,
+    page,
+  });
   registerProfile(app, {
     profile: rt.profile,
     sessions: rt.sessions,
-    sidCookie: `${prefix}_sid`,
+    sidCookie,
     passwordMinLength: config.policy.passwordMinLength,
     page,
   });

@@ -4,6 +4,7 @@ import { bootstrapEnvironment } from './accounts/bootstrap.ts';
 import { buildIdp, type EnvironmentRuntime, openEnvironment } from './app.ts';
 import { loadConfig } from './config/load.ts';
 import type { Config } from './config/schema.ts';
+import { buildPortal } from './portal/app.ts';
 
 export interface Running {
   config: Readonly<Config>;
@@ -39,11 +40,16 @@ export async function serve(
       const idp = await buildIdp(rt);
       apps.push(idp);
       await idp.listen({ port: environment.idp.port, host: config.host });
+      // The portal discovers the idp at its first sign-in, so the order of the two does not matter.
+      const portal = await buildPortal(rt);
+      apps.push(portal);
+      await portal.listen({ port: environment.portal.port, host: config.host });
       rt.mailWorker?.start(1000);
       const boot = await bootstrapEnvironment(rt, adminEmail);
       lines.push(
         '',
         `${environment.label} (${environment.kind} environment, database ${rt.databaseLocation})`,
+        `  TRAQS website:         ${environment.portal.publicUrl}/`,
         `  MFA profile / sign-in: ${environment.idp.publicUrl}/signin`,
       );
       if (environment.kind === 'test') lines.push(`  Development mailbox:   ${environment.idp.publicUrl}/dev/mailbox`);

@@ -81,7 +81,11 @@ describeEachBackend('signing keys', ({ store, connectAgain }) => {
     // The longest signed token (60-minute access tokens, one-hour ID tokens) plus the margin.
     expect(rotated.retireAfter).toBe(clock() + retiringKeyWindowMs(DEFAULT_SIGNED_TOKEN_LIFETIMES));
     expect(rotated.retireAfter - clock()).toBeGreaterThanOrEqual(60 * MINUTE);
-    expect(await ensureSigningKey(connectAgain(), secretBox, clock)).toEqual({ alg: 'ES256', kid: rotated.kid, created: false });
+    expect(await ensureSigningKey(connectAgain(), secretBox, clock)).toEqual({
+      alg: 'ES256',
+      kid: rotated.kid,
+      created: false,
+    });
 
     // oidc-provider signs with the first key of the set; the retiring one is still published.
     const during = await loadJwks(store(), secretBox, clock);

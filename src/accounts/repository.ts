@@ -180,6 +180,15 @@ export function createUserRepository(db: Kysely<Database>) {
         .onConflict((oc) => oc.doNothing())
         .execute();
     },
+    /** Removes an app assignment; true if there was one. */
+    async unassignApp(userId: string, app: App): Promise<boolean> {
+      const r = await db
+        .deleteFrom('app_assignments')
+        .where('user_id', '=', userId)
+        .where('app', '=', app)
+        .executeTakeFirst();
+      return Number(r.numDeletedRows) === 1;
+    },
     async listApps(userId: string): Promise<App[]> {
       const rows = await db.selectFrom('app_assignments').select('app').where('user_id', '=', userId).execute();
       return rows.map((r) => r.app as App).sort();

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import { z } from 'zod';
 import { createBearerSecret } from '../lib/tokens.ts';
+import { readReturnCookie } from '../oauth/interactions.tsx';
 import type { PageContext } from '../web/layout.tsx';
 import { sendPage } from '../web/render.ts';
 import { requestContext } from '../web/validate.ts';
@@ -52,6 +53,8 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
   const { authn, sessions } = deps;
   const txnCookie = `${deps.cookiePrefix}_txn`;
   const sidCookie = `${deps.cookiePrefix}_sid`;
+  /** Set by `/interaction/{uid}` (src/oauth/interactions.tsx): where to go once signed in. */
+  const returnCookie = `${deps.cookiePrefix}_return`;
   const cookieBase = { path: '/', httpOnly: true, secure: deps.secureCookies } as const;
 
   const deviceCookie = `${deps.cookiePrefix}_device`;
@@ -98,7 +101,11 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
           sameSite: 'lax',
           maxAge: deps.sessionAbsoluteHours * 3600,
         });
-        return reply.redirect('/', 303);
+        // Back to the authorization request that sent the user here, if any (only that path shape:
+        // never an open redirect).
+        // The cookie stays until the interaction has used it: it also dates this sign-in.
+        const back = readReturnCookie(req, req.cookies[returnCookie]);
+        return reply.redirect(back ? back.path : '/', 303);
       }
       case 'unlocked':
         clearTxn(reply);
@@ -203,7 +210,16 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
     }
   }
 
-  app.get('/signin', async (_req, reply) => sendPage(reply, <SignInPage ctx={pageCtx(reply)} />));
+  app.get('/signin', async (req, reply) => {
+    const purpose = (req.query as Record<string, unknown> | undefined)?.for;
+    const notice =
+      purpose === 'programmatic'
+        ? 'To get a refresh token, confirm it is you: sign in again with your password and second factor.'
+        : purpose === 'portal'
+          ? 'Sign in to continue to the TRAQS website.'
+          : undefined;
+    return sendPage(reply, <SignInPage ctx={pageCtx(reply)} {...(notice ? { notice } : {})} />);
+  });
 
   app.post('/signin', { preHandler: app.csrfProtection }, async (req, reply) => {
     const body = form({ username: formString(254), password: formString(1024) }, req.body);

@@ -4,6 +4,9 @@ import { APPS, type App, ROLES, type Role, USER_STATUSES, type UserStatus } from
 import { type EnvironmentRuntime, openEnvironment } from '../app.ts';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import { migrateToLatest, openDatabase, sqlitePathFor } from '../db/database.ts';
+import { createSecretBox } from '../lib/secret-box.ts';
+import { rotateSigningKeys } from '../oauth/keys.ts';
+import { DEFAULT_SIGNED_TOKEN_LIFETIMES, type SignedTokenLifetimes } from '../oauth/lifetimes.ts';
 import { serve } from '../serve.ts';
 
 /** Thrown for a user mistake: printed without a stack, exit code 2. */
@@ -49,6 +52,17 @@ function mailOutcome(rt: EnvironmentRuntime, round: { sent: number } | undefined
 
 function print(json: boolean, value: unknown, text: () => string) {
   console.log(json ? JSON.stringify(value, null, 2) : text());
+}
+
+/**
+ * What the environment's server signs and for how long: a retiring key must outlive the longest of
+ * these (`retiringKeyWindowMs`). Access tokens follow the policy; ID tokens last an hour.
+ */
+function signedTokenLifetimes(rt: EnvironmentRuntime): SignedTokenLifetimes {
+  return {
+    ...DEFAULT_SIGNED_TOKEN_LIFETIMES,
+    accessTokenSeconds: Math.round(rt.config.policy.accessTokenMinutes * 60),
+  };
 }
 
 const envOption = () => new Option('--env <id>', 'environment: ntf or production').default('ntf');
@@ -323,6 +337,85 @@ export function buildCli(): Command {
             ? view.map((r) => `${r.id}  ${r.created}  ${r.user}  about ${r.about}  from ${r.ip ?? '-'}`).join('\n')
             : `No ${opts.status} reports.`,
         );
+      });
+    });
+
+  const keys = program
+    .command('keys')
+    .description('Signing keys of the OAuth 2.0 / OpenID Connect server (ID tokens, JWT access tokens)');
+  keys
+    .command('rotate')
+    .description(
+      'Add new active ES256 and RS256 signing keys; the previous ones keep verifying until their retire time',
+    )
+    .addOption(envOption())
+    .option('--json', 'print JSON')
+    .action(async (opts: { env: string; json?: boolean }) => {
+      await withEnvironment(opts.env, async (rt) => {
+        const rotated = await rotateSigningKeys(
+          rt.store,
+          createSecretBox(rt.keys.secretBoxKey),
+          rt.clock,
+          signedTokenLifetimes(rt),
+        );
+        const view = rotated.map((r) => ({
+          alg: r.alg,
+          kid: r.kid,
+          retiringKid: r.retiringKid ?? null,
+          retireAfter: r.retiringKid ? iso(r.retireAfter) : null,
+        }));
+        print(!!opts.json, view, () =>
+          [
+            `Rotated the signing keys of ${rt.environment.label}:`,
+            ...view.map((k) =>
+              k.retiringKid
+                ? `  ${k.alg}  new active key ${k.kid}\n         previous key ${k.retiringKid} keeps verifying until ${k.retireAfter}`
+                : `  ${k.alg}  new active key ${k.kid} (there was no previous key)`,
+            ),
+            'Running servers sign with the new keys within a minute (they reload the key set every 60 s).',
+          ].join('\n'),
+        );
+      });
+    });
+  keys
+    .command('list')
+    .description('List the signing keys in use: active (signing) and retiring (verifying only)')
+    .addOption(envOption())
+    .option('--json', 'print JSON')
+    .action(async (opts: { env: string; json?: boolean }) => {
+      await withEnvironment(opts.env, async (rt) => {
+        const rows = await rt.store.repos.oauth.listUsableSigningKeys(rt.clock());
+        // As the JWKS lists them: by algorithm, the active key first, then newest first.
+        rows.sort(
+          (a, b) =>
+            a.alg.localeCompare(b.alg) ||
+            Number(b.status === 'active') - Number(a.status === 'active') ||
+            b.created_at - a.created_at,
+        );
+        const view = rows.map((r) => ({
+          kid: r.kid,
+          alg: r.alg,
+          status: r.status,
+          created: iso(r.created_at),
+          retireAfter: r.retire_after === null ? null : iso(r.retire_after),
+        }));
+        print(!!opts.json, view, () => {
+          if (!view.length)
+            return `No signing keys in ${rt.environment.label} yet: the idp creates them when it first starts.`;
+          const header = { kid: 'KID', alg: 'ALG', status: 'STATUS', created: 'CREATED', retireAfter: 'RETIRE_AFTER' };
+          const kidWidth = Math.max(...view.map((k) => k.kid.length));
+          return [header, ...view]
+            .map((k) =>
+              [
+                k.kid.padEnd(kidWidth),
+                k.alg.padEnd(5),
+                k.status.padEnd(8),
+                k.created.padEnd(24),
+                k.retireAfter ?? '-',
+              ].join('  '),
+            )
+            .join('\n');
+        });
       });
     });
   return program;

@@ -5,8 +5,9 @@ import { createFactorRepository } from '../authn/factors/repository.ts';
 import { createTokenRepository } from '../authn/token-repository.ts';
 import { createFirmRepository } from '../firms/repository.ts';
 import { createOutboxRepository } from '../mail/repository.ts';
-import { createOauthRepository } from '../oauth/repository.ts';
 import { createApiTokenRepository } from '../oauth/refresh-token-repository.ts';
+import { createOauthRepository } from '../oauth/repository.ts';
+import { createPortalSessionRepository } from '../portal/session-repository.ts';
 import { createReportRepository } from '../reports/repository.ts';
 import type { Db, Dialect } from './database.ts';
 import type { Database } from './schema.ts';
@@ -24,6 +25,7 @@ function createRepositories(db: Kysely<Database>, dialect: Dialect) {
     reports: createReportRepository(db),
     oauth: createOauthRepository(db),
     apiTokens: createApiTokenRepository(db),
+    portalSessions: createPortalSessionRepository(db),
   };
 }
 export type Repositories = ReturnType<typeof createRepositories>;

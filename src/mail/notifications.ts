@@ -3,6 +3,7 @@ import type { FactorRow } from '../authn/factors/repository.ts';
 import type { RequestContext } from '../authn/service.ts';
 import type { Repositories } from '../db/store.ts';
 import type { Clock } from '../lib/tokens.ts';
+import type { ApiRefreshTokenRow } from '../oauth/refresh-token-repository.ts';
 import { queueEmail } from './outbox.ts';
 import { type EmailContext, renderEmail, type TemplateData, type TemplateName } from './templates.ts';
 
@@ -70,6 +71,35 @@ export function createNotifier(
       user: UserRow,
       link: { kind: 'password' | 'unlock'; url: string; expiresAt: number; validHours: number },
     ) => send(repos, user, 'recovery', { firstName: user.first_name, ...link }),
+    /** A refresh token for programmatic access was issued; `programmaticUrl` is where it is revoked. */
+    refreshTokenIssued: async (
+      repos: Repositories,
+      user: UserRow,
+      token: { label: string; expiresAt: number },
+      req: RequestContext,
+      programmaticUrl: string,
+    ) =>
+      send(repos, user, 'refreshTokenIssued', {
+        ...(await activity(repos, user, req, 'refreshTokenIssued')),
+        label: token.label,
+        expiresAt: token.expiresAt,
+        programmaticUrl,
+      }),
+    /** The expiry reminder; `programmaticUrl` is where a new token is obtained. */
+    refreshTokenExpiring: (
+      repos: Repositories,
+      user: UserRow,
+      token: Pick<ApiRefreshTokenRow, 'label' | 'created_at' | 'expires_at' | 'last_used_at'>,
+      programmaticUrl: string,
+    ) =>
+      send(repos, user, 'refreshTokenExpiring', {
+        firstName: user.first_name,
+        label: token.label,
+        createdAt: token.created_at,
+        expiresAt: token.expires_at,
+        lastUsedAt: token.last_used_at,
+        programmaticUrl,
+      }),
   };
 }
 export type Notifier = ReturnType<typeof createNotifier>;

@@ -15,6 +15,22 @@ const enrollment = {
   validDays: 30,
 };
 const activity = { firstName: 'Ada', at: T0, ip: '192.0.2.1', browser: 'Mozilla/5.0 Firefox/128.0' };
+const programmaticUrl = 'https://traqs.ntf.example/api/programmatic';
+const refreshTokenIssued = {
+  ...activity,
+  label: 'Nightly download',
+  expiresAt: Date.UTC(2025, 8, 14, 15, 4),
+  programmaticUrl,
+  reportUrl: 'https://idp.ntf.example/report?token=r1&about=refreshTokenIssued',
+};
+const refreshTokenExpiring = {
+  firstName: 'Ada',
+  label: 'Nightly download',
+  createdAt: T0,
+  expiresAt: Date.UTC(2025, 8, 14, 15, 4),
+  lastUsedAt: Date.UTC(2025, 7, 30, 6, 15),
+  programmaticUrl,
+};
 
 describe('escapeHtml', () => {
   it('escapes the five characters that matter in content and quoted attributes', () => {
@@ -88,6 +104,8 @@ describe('renderEmail', () => {
       renderEmail('enrollment', enrollment, production),
       renderEmail('factorEnrolled', { ...activity, method: 'Authenticator app (TOTP)' }, production),
       renderEmail('passwordChanged', activity, production),
+      renderEmail('refreshTokenIssued', refreshTokenIssued, production),
+      renderEmail('refreshTokenExpiring', refreshTokenExpiring, production),
     ]) {
       for (const part of [rendered.text, rendered.html]) {
         expect(part).toContain('Market Operations: 1-866-776-0800 option 2, operations@traqs.example');
@@ -112,6 +130,62 @@ describe('renderEmail', () => {
       "If this wasn't you, someone else may have access to your account: contact Market Operations right away at 1-866-776-0800 option 2 or operations@traqs.example.",
     );
     expect(renderEmail('passwordChanged', activity, production).subject).toBe('Your TRAQS password was changed');
+  });
+
+  it('tells the user a refresh token was issued, where to revoke it, and what to do if it was not them', () => {
+    const { subject, text, html } = renderEmail('refreshTokenIssued', refreshTokenIssued, production);
+    expect(subject).toBe('A TRAQS refresh token was issued for programmatic access');
+    expect(text).toContain('Label: Nightly download');
+    expect(text).toContain('Expires: Sunday, September 14, 2025 at 3:04 PM UTC');
+    expect(text).toContain('When: Friday, March 14, 2025 at 3:04 PM UTC');
+    expect(text).toContain('IP address: 192.0.2.1');
+    expect(text).toContain('Browser: Mozilla/5.0 Firefox/128.0');
+    expect(text).toContain('open the Programmatic page under the API menu');
+    expect(text).toContain(`Open the Programmatic page:\n${programmaticUrl}\n`);
+    expect(text).toContain("This wasn't me:\nhttps://idp.ntf.example/report?token=r1&about=refreshTokenIssued\n");
+    expect(text).toContain("If this wasn't you, someone else may have access to your account");
+    expect(html).toContain(`href="${programmaticUrl}"`);
+    expect(html).toContain('href="https://idp.ntf.example/report?token=r1&amp;about=refreshTokenIssued"');
+  });
+
+  it('reminds of a refresh token before it expires: which one, when, and how to get a new one', () => {
+    const { subject, text, html } = renderEmail('refreshTokenExpiring', refreshTokenExpiring, test);
+    expect(subject).toBe('[NTF (test)] Your TRAQS refresh token expires on September 14, 2025');
+    expect(text).toContain(
+      'Your refresh token for programmatic access expires on Sunday, September 14, 2025 at 3:04 PM UTC.',
+    );
+    expect(text).toContain('Label: Nightly download');
+    expect(text).toContain('Created: Friday, March 14, 2025 at 3:04 PM UTC');
+    expect(text).toContain('Expires: Sunday, September 14, 2025 at 3:04 PM UTC');
+    expect(text).toContain('Last used: Saturday, August 30, 2025 at 6:15 AM UTC');
+    expect(text).toContain('At that moment it stops working');
+    expect(text).toContain('open the Programmatic page under the API menu');
+    expect(text).toContain(`Get a new refresh token:\n${programmaticUrl}\n`);
+    expect(text).toContain('Questions about the API: api-support@traqs.example.');
+    expect(html).toContain(`href="${programmaticUrl}"`);
+
+    const unused = renderEmail('refreshTokenExpiring', { ...refreshTokenExpiring, lastUsedAt: null }, test);
+    expect(unused.text).toContain('Last used: never used');
+  });
+
+  it('writes the expiry day of the subject in the time zone asked for', () => {
+    const lateEvening = { ...refreshTokenExpiring, expiresAt: Date.UTC(2025, 8, 15, 2, 0) };
+    expect(
+      renderEmail('refreshTokenExpiring', lateEvening, { ...production, timeZone: 'America/New_York' }).subject,
+    ).toBe('Your TRAQS refresh token expires on September 14, 2025');
+  });
+
+  it('escapes the label of a refresh token and refuses a Programmatic link that is not http(s)', () => {
+    const label = '<img src=x onerror=alert(1)>';
+    const issued = renderEmail('refreshTokenIssued', { ...refreshTokenIssued, label }, production);
+    const expiring = renderEmail('refreshTokenExpiring', { ...refreshTokenExpiring, label }, production);
+    for (const { html } of [issued, expiring]) {
+      expect(html).not.toContain('<img');
+      expect(html).toContain('&lt;img src=x onerror=alert(1)&gt;');
+    }
+    expect(() =>
+      renderEmail('refreshTokenExpiring', { ...refreshTokenExpiring, programmaticUrl: 'javascript:alert(1)' }, test),
+    ).toThrow('Refusing a javascript: link');
   });
 
   it('flattens line breaks in values, so a crafted User-Agent cannot add lines of its own', () => {

@@ -71,6 +71,26 @@ export interface TemplateData {
   recoveryQuestionChanged: AccountActivity;
   /** Account-activity notice: a sign-in from a browser not seen before for this user. */
   newSignIn: AccountActivity & { method: string };
+  /** Account-activity notice: a refresh token for programmatic access was issued (DESIGN "API access"). */
+  refreshTokenIssued: AccountActivity & {
+    /** The label the user gave the token, shown on the Programmatic page. */
+    label: string;
+    /** When the token stops working, epoch milliseconds. */
+    expiresAt: number;
+    /** The Programmatic page (API menu of the TRAQS website), where tokens are listed and revoked. */
+    programmaticUrl: string;
+  };
+  /** Sent once, some days before a refresh token expires (FAQ: 15 days). */
+  refreshTokenExpiring: {
+    firstName: string;
+    label: string;
+    createdAt: number;
+    expiresAt: number;
+    /** Epoch milliseconds; null when the token was never used. */
+    lastUsedAt: number | null;
+    /** The Programmatic page, where a new token is obtained. */
+    programmaticUrl: string;
+  };
 }
 
 export type TemplateName = keyof TemplateData;
@@ -86,6 +106,8 @@ export const templateNames: readonly TemplateName[] = [
   'factorRemoved',
   'recoveryQuestionChanged',
   'newSignIn',
+  'refreshTokenIssued',
+  'refreshTokenExpiring',
 ];
 
 /**
@@ -267,6 +289,62 @@ const templates: { [K in TemplateName]: Template<K> } = {
       ...ifNotYou(ctx, data.reportUrl),
     ],
   }),
+  refreshTokenIssued: (data, ctx) => ({
+    subject: `A ${PRODUCT} refresh token was issued for programmatic access`,
+    heading: 'A refresh token was issued for programmatic access',
+    blocks: [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      {
+        kind: 'paragraph',
+        text: 'A refresh token for programmatic access (API downloads) was issued for your account. Until it expires, a program holding it can get access tokens and download files in your name without signing in.',
+      },
+      {
+        kind: 'facts',
+        rows: [['Label', inline(data.label)], ['Expires', formatDate(data.expiresAt, ctx)], ...activityRows(data, ctx)],
+      },
+      {
+        kind: 'paragraph',
+        text: `To revoke it, sign in to the ${PRODUCT} website and open the Programmatic page under the API menu. A revoked token stops working at once.`,
+      },
+      { kind: 'action', label: 'Open the Programmatic page', url: safeUrl(data.programmaticUrl) },
+      ...ifNotYou(ctx, data.reportUrl),
+    ],
+  }),
+  refreshTokenExpiring: (data, ctx) => {
+    const c = ctx.contacts;
+    const expires = formatDate(data.expiresAt, ctx);
+    return {
+      subject: `Your ${PRODUCT} refresh token expires on ${formatDay(data.expiresAt, ctx)}`,
+      heading: 'Your refresh token expires soon',
+      blocks: [
+        { kind: 'paragraph', text: greeting(data.firstName) },
+        { kind: 'paragraph', text: `Your refresh token for programmatic access expires on ${expires}.` },
+        {
+          kind: 'facts',
+          rows: [
+            ['Label', inline(data.label)],
+            ['Created', formatDate(data.createdAt, ctx)],
+            ['Expires', expires],
+            ['Last used', data.lastUsedAt === null ? 'never used' : formatDate(data.lastUsedAt, ctx)],
+          ],
+        },
+        {
+          kind: 'paragraph',
+          text: 'At that moment it stops working: programs that use it can no longer get access tokens or download files. It cannot be extended.',
+        },
+        {
+          kind: 'paragraph',
+          text: `To get a new one, sign in to the ${PRODUCT} website, open the Programmatic page under the API menu and confirm your identity with your second sign-in method. Then put the new token in your programs in place of this one.`,
+        },
+        { kind: 'action', label: 'Get a new refresh token', url: safeUrl(data.programmaticUrl) },
+        {
+          kind: 'paragraph',
+          text: 'If you will not be available, another user at your firm with API access can get a refresh token. If you no longer need this one, there is nothing to do.',
+        },
+        { kind: 'paragraph', text: `Questions about the API: ${inline(c.apiQuestionsEmail)}.` },
+      ],
+    };
+  },
   accountUnlocked: (data, ctx) => ({
     subject: `Your ${PRODUCT} account was unlocked`,
     heading: 'Your account was unlocked',
@@ -342,6 +420,16 @@ function formatDate(at: number, ctx: EmailContext): string {
     minute: '2-digit',
     timeZone: ctx.timeZone ?? 'UTC',
     timeZoneName: 'short',
+  }).format(new Date(at));
+}
+
+/** The day alone, e.g. for a subject line: "April 13, 2025", in the same time zone as {@link formatDate}. */
+function formatDay(at: number, ctx: EmailContext): string {
+  return new Intl.DateTimeFormat('en-US', {
+    year: 'numeric',
+    month: 'long',
+    day: 'numeric',
+    timeZone: ctx.timeZone ?? 'UTC',
   }).format(new Date(at));
 }
 

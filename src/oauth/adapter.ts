@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import type { Store } from '../db/store.ts';
+import type { Repositories, Store } from '../db/store.ts';
 import { type Clock, constantTimeEqual, hashBearerSecret } from '../lib/tokens.ts';
 import type { OidcModelRow } from './repository.ts';
 
@@ -53,6 +53,14 @@ export type OidcAdapterFactory = (model: string) => OidcAdapter;
 export interface OidcAdapterOptions {
   /** Seconds added to every expiry, as oidc-provider's `clockTolerance` (default 0). */
   clockToleranceSeconds?: number;
+  /**
+   * Runs in the transaction that saves a RefreshToken, so what it writes (the token's description,
+   * its email, its audit event) commits exactly when the token does.
+   */
+  onRefreshTokenCreated?: (
+    repos: Repositories,
+    token: { idHash: string; payload: OidcPayload; expiresAt: number | null },
+  ) => Promise<void>;
 }
 
 /**
@@ -143,18 +151,29 @@ export function createOidcAdapterFactory(
         const now = clock();
         const { consumed, ...rest } = payload;
         const stored: OidcPayload = model === 'Interaction' ? withoutSessionCookie(rest) : rest;
-        await repo().upsertOidcModel({
+        const idHash = keyOf(model, id, true);
+        const expiresAt = typeof expiresIn === 'number' ? now + expiresIn * 1000 + toleranceMs : null;
+        const row = {
           model,
-          id_hash: keyOf(model, id, true),
+          id_hash: idHash,
           // A model re-saved under a handle carries that handle where its id was: it is replaced too.
           payload: JSON.stringify(stored).split(id).join(ID_MARK),
           grant_id: GRANTABLE.has(model) ? stringOrNull(payload.grantId) : null,
           uid: stringOrNull(payload.uid),
           user_code: stringOrNull(payload.userCode),
           account_id: stringOrNull(payload.accountId),
-          expires_at: typeof expiresIn === 'number' ? now + expiresIn * 1000 + toleranceMs : null,
+          expires_at: expiresAt,
           consumed_at: typeof consumed === 'number' ? consumed * 1000 : consumed ? now : null,
-        });
+        };
+        const hook = options.onRefreshTokenCreated;
+        if (model === 'RefreshToken' && hook) {
+          await store.transaction(async (repos) => {
+            await repos.oauth.upsertOidcModel(row);
+            await hook(repos, { idHash, payload, expiresAt });
+          });
+        } else {
+          await repo().upsertOidcModel(row);
+        }
       },
 
       async find(id) {
@@ -178,11 +197,20 @@ export function createOidcAdapterFactory(
       },
 
       async destroy(id) {
-        await repo().destroyOidcModel(model, keyOf(model, id, true));
+        const idHash = keyOf(model, id, true);
+        if (model !== 'RefreshToken') return repo().destroyOidcModel(model, idHash);
+        // A refresh token revoked at /v1/revoke: its description says so (the Programmatic page).
+        await store.transaction(async (repos) => {
+          await repos.oauth.destroyOidcModel(model, idHash);
+          await repos.apiTokens.markRevoked({ idHash }, clock(), 'revoked');
+        });
       },
 
       async revokeByGrantId(grantId) {
-        await repo().revokeOidcGrant(grantId);
+        await store.transaction(async (repos) => {
+          await repos.oauth.revokeOidcGrant(grantId);
+          await repos.apiTokens.markRevoked({ grantId }, clock(), 'revoked');
+        });
       },
     };
   };

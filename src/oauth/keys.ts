@@ -57,7 +57,11 @@ export interface RotatedSigningKey {
  * several nodes start at once: each may generate a key, but the database keeps exactly one per
  * algorithm (`signing_keys_one_active_per_alg`) and every caller gets that one.
  */
-export async function ensureSigningKeys(store: Store, secretBox: SecretBox, clock: Clock): Promise<EnsuredSigningKey[]> {
+export async function ensureSigningKeys(
+  store: Store,
+  secretBox: SecretBox,
+  clock: Clock,
+): Promise<EnsuredSigningKey[]> {
   const out: EnsuredSigningKey[] = [];
   for (const alg of SIGNING_ALGS) out.push(await ensureSigningKey(store, secretBox, clock, alg));
   return out;

@@ -71,7 +71,12 @@ export function createApiTokenRepository(db: Kysely<Database>) {
      * `oidc_models` row deleted, so the token endpoint no longer finds it. True if it was live.
      * Run inside `store.transaction` with the audit event.
      */
-    async revoke(idHash: string, now: number, reason: string, userId?: string): Promise<ApiRefreshTokenRow | undefined> {
+    async revoke(
+      idHash: string,
+      now: number,
+      reason: string,
+      userId?: string,
+    ): Promise<ApiRefreshTokenRow | undefined> {
       let q = db
         .updateTable('api_refresh_tokens')
         .set({ revoked_at: now, revoked_reason: reason })
@@ -83,6 +88,20 @@ export function createApiTokenRepository(db: Kysely<Database>) {
         await db.deleteFrom('oidc_models').where('model', '=', 'RefreshToken').where('id_hash', '=', idHash).execute();
       }
       return row;
+    },
+
+    /**
+     * Marks descriptions revoked whose tokens oidc-provider destroyed (revocation endpoint, a grant
+     * revoked); the `oidc_models` rows are the adapter's business.
+     */
+    async markRevoked(which: { idHash: string } | { grantId: string }, now: number, reason: string): Promise<number> {
+      let q = db
+        .updateTable('api_refresh_tokens')
+        .set({ revoked_at: now, revoked_reason: reason })
+        .where('revoked_at', 'is', null);
+      q = 'idHash' in which ? q.where('id_hash', '=', which.idHash) : q.where('grant_id', '=', which.grantId);
+      const r = await q.executeTakeFirst();
+      return Number(r.numUpdatedRows);
     },
 
     /** Revokes every live token of a user (suspension, suspicious-activity report); returns them. */
@@ -109,18 +128,33 @@ export function createApiTokenRepository(db: Kysely<Database>) {
       return rows;
     },
 
-    /** Live, unreminded tokens that expire by `dueBefore`, oldest expiry first. */
-    async listReminderDue(now: number, dueBefore: number, limit: number): Promise<ApiRefreshTokenRow[]> {
-      return db
+    /**
+     * Live, unreminded tokens that expire by `dueBefore`, oldest expiry first (then by `id_hash`).
+     * `after`, the last row of the previous page, continues past rows that are still due, e.g.
+     * because their reminder failed this round (keyset pagination).
+     */
+    async listReminderDue(
+      now: number,
+      dueBefore: number,
+      limit: number,
+      after?: { expiresAt: number; idHash: string },
+    ): Promise<ApiRefreshTokenRow[]> {
+      let q = db
         .selectFrom('api_refresh_tokens')
         .selectAll()
         .where('reminder_sent_at', 'is', null)
         .where('revoked_at', 'is', null)
         .where('expires_at', '>', now)
-        .where('expires_at', '<=', dueBefore)
-        .orderBy('expires_at')
-        .limit(limit)
-        .execute();
+        .where('expires_at', '<=', dueBefore);
+      if (after) {
+        q = q.where((eb) =>
+          eb.or([
+            eb('expires_at', '>', after.expiresAt),
+            eb.and([eb('expires_at', '=', after.expiresAt), eb('id_hash', '>', after.idHash)]),
+          ]),
+        );
+      }
+      return q.orderBy('expires_at').orderBy('id_hash').limit(limit).execute();
     },
 
     /**
@@ -134,6 +168,8 @@ export function createApiTokenRepository(db: Kysely<Database>) {
         .where('id_hash', '=', idHash)
         .where('reminder_sent_at', 'is', null)
         .where('revoked_at', 'is', null)
+        // An expired token needs no reminder, even if it was listed as due a moment ago.
+        .where('expires_at', '>', now)
         .executeTakeFirst();
       return Number(r.numUpdatedRows) === 1;
     },

@@ -46,7 +46,8 @@ export function createReportService(deps: {
 
     /**
      * Files the report: the link is consumed, every session and sign-in in progress of the user
-     * ends, and the report waits for Operations. One transaction: all of it or none.
+     * ends, every programmatic refresh token is revoked (issue #4), and the report waits for
+     * Operations. One transaction: all of it or none.
      */
     async file(
       token: string,
@@ -74,6 +75,7 @@ export function createReportService(deps: {
         await repos.reports.createReport(report);
         const sessions = await repos.tokens.revokeUserSessions(userId, now);
         await repos.tokens.endUserTransactions(userId, now);
+        const refreshTokens = await repos.apiTokens.revokeAllOfUser(userId, now, 'reported');
         await repos.audit.recordEvent({
           at: now,
           actorId: userId,
@@ -82,7 +84,12 @@ export function createReportService(deps: {
           outcome: 'success',
           ip: ctx.ip,
           userAgent: ctx.userAgent,
-          details: { reportId: report.id, source: report.source, sessionsEnded: sessions },
+          details: {
+            reportId: report.id,
+            source: report.source,
+            sessionsEnded: sessions,
+            refreshTokensRevoked: refreshTokens.length,
+          },
         });
         return { ok: true as const, report };
       });

@@ -11,7 +11,8 @@ export class AccessLog extends LogController {
   override requestCompleted(error: Error | null, request: FastifyRequest, reply: FastifyReply): void {
     const line = {
       method: request.method,
-      path: request.url.split('?')[0],
+      // The URL as received: a middleware mount (the authorization server) strips its prefix from url.
+      path: (request.originalUrl ?? request.url).split('?')[0],
       status: reply.statusCode,
       ms: Math.round(reply.elapsedTime * 10) / 10,
       ip: request.ip,

@@ -19,14 +19,19 @@ import { findNulCharacter } from './validate.ts';
  *   code is a `data:` image; no framing (clickjacking, ASVS 14.4.7); forms post only to us.
  * - HSTS only where the service is reached over https (RFC 6797 §7.2 ignores it over http).
  */
-export function buildSecurityHeaders(https: boolean): Record<string, string> {
+export function buildSecurityHeaders(
+  https: boolean,
+  formActionOrigins: readonly string[] = [],
+): Record<string, string> {
   const csp = [
     "default-src 'none'",
     "script-src 'self'",
     "style-src 'self'",
     "img-src 'self' data:",
     "connect-src 'self'",
-    "form-action 'self'",
+    // Browsers apply form-action to the redirects after a submission too: the idp's sign-in form
+    // ends in a redirect to the client's callback, so the registered clients' origins are listed.
+    ["form-action 'self'", ...formActionOrigins].join(' '),
     "frame-ancestors 'none'",
     "base-uri 'none'",
   ].join(';');
@@ -57,6 +62,8 @@ export interface WebSetup {
   cookieSecret: string;
   /** POST requests (sign-in, codes, recovery, changes) allowed per client IP per minute. */
   postsPerMinutePerIp: number;
+  /** Origins a form on this service may end up redirecting to (OAuth clients' callbacks). */
+  formActionOrigins?: readonly string[];
   page: () => Omit<PageContext, 'csrfToken' | 'signedInAs'>;
 }
 
@@ -100,7 +107,7 @@ export async function setupWeb(app: FastifyInstance, setup: WebSetup): Promise<v
   await app.register(fastifyCookie, { secret: setup.cookieSecret });
   await app.register(fastifyFormbody, { bodyLimit: BODY_LIMIT });
   // Security headers, the same on every response and so computed once (helmet's set, written out).
-  const securityHeaders = buildSecurityHeaders(setup.secureCookies);
+  const securityHeaders = buildSecurityHeaders(setup.secureCookies, setup.formActionOrigins);
   app.addHook('onRequest', async (_req, reply) => {
     reply.headers(securityHeaders);
   });
