@@ -204,7 +204,8 @@ describeEachBackend(
         expect(payload.sub).toBe(alice.user.id);
         expect((payload.exp ?? 0) - (payload.iat ?? 0)).toBe(3600);
         expect(payload.firm).toBe(s.firm.id);
-        expect(payload.entitlements).toEqual(expect.arrayContaining(['download']));
+        expect(payload.apps).toEqual(['download', 'portal']);
+        expect(payload.entitlements).toEqual([]);
         expect(payload.scope).toBe('download');
         expect(payload.client_id).toBe('traqs-api');
       });

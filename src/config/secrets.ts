@@ -15,6 +15,8 @@ export interface EnvironmentKeys {
    * derive the same value from the environment's key, so nothing extra has to be configured.
    */
   portalClientSecret: string;
+  /** Signs the client address a front service forwards to the idp (`src/lib/forwarded.ts`). */
+  forwardingKey: Buffer;
   /** Where the key came from, for the start-up log. */
   source: 'config' | 'generated-file';
 }
@@ -50,6 +52,7 @@ export function loadEnvironmentKeys(config: Readonly<Config>, env: Readonly<Envi
     cookieSecret: derive('cookie').toString('base64url'),
     oidcCookieKey: derive('oidc-cookie').toString('base64url'),
     portalClientSecret: derive('portal-client-secret').toString('base64url'),
+    forwardingKey: derive('forwarded-for'),
     source,
   };
 }

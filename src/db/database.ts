@@ -6,6 +6,7 @@ import pg from 'pg';
 import * as m0001 from './migrations/0001-initial.ts';
 import * as m0002 from './migrations/0002-oauth.ts';
 import * as m0003 from './migrations/0003-api-tokens.ts';
+import * as m0004 from './migrations/0004-reference-data.ts';
 import type { Database } from './schema.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -91,7 +92,12 @@ export function sqlitePathFor(dataDir: string, environmentId: string): string {
   return join(dataDir, `${environmentId}.db`);
 }
 
-const migrations = { '0001-initial': m0001, '0002-oauth': m0002, '0003-api-tokens': m0003 };
+const migrations = {
+  '0001-initial': m0001,
+  '0002-oauth': m0002,
+  '0003-api-tokens': m0003,
+  '0004-reference-data': m0004,
+};
 
 /** Applies every pending migration; throws with the failing migration's name. */
 export async function migrateToLatest(db: Db): Promise<string[]> {

@@ -247,6 +247,30 @@ export interface PortalSessionsTable {
   revoked_at: number | null;
 }
 
+/** A reference-data file the download service serves (`0004-reference-data`). */
+export interface ReferenceFilesTable {
+  id: string;
+  facility: string;
+  file: string;
+  /** `YYYY-MM-DD`. */
+  date: string;
+  /** Relative to the environment's file store directory. */
+  path: string;
+  size: number;
+  /** Hex SHA-256 of the file's bytes. */
+  sha256: string;
+  /** Data rows (without the header row). */
+  records: number;
+  created_at: number;
+}
+
+/** A user's entitlement to one facility's files. */
+export interface EntitlementsTable {
+  user_id: string;
+  facility: string;
+  granted_at: number;
+}
+
 export interface Database {
   firms: FirmsTable;
   users: UsersTable;
@@ -266,4 +290,6 @@ export interface Database {
   signing_keys: SigningKeysTable;
   api_refresh_tokens: ApiRefreshTokensTable;
   portal_sessions: PortalSessionsTable;
+  reference_files: ReferenceFilesTable;
+  entitlements: EntitlementsTable;
 }

@@ -8,6 +8,7 @@ import { createOutboxRepository } from '../mail/repository.ts';
 import { createApiTokenRepository } from '../oauth/refresh-token-repository.ts';
 import { createOauthRepository } from '../oauth/repository.ts';
 import { createPortalSessionRepository } from '../portal/session-repository.ts';
+import { createRefdataRepository } from '../refdata/repository.ts';
 import { createReportRepository } from '../reports/repository.ts';
 import type { Db, Dialect } from './database.ts';
 import type { Database } from './schema.ts';
@@ -26,6 +27,7 @@ function createRepositories(db: Kysely<Database>, dialect: Dialect) {
     oauth: createOauthRepository(db),
     apiTokens: createApiTokenRepository(db),
     portalSessions: createPortalSessionRepository(db),
+    refdata: createRefdataRepository(db),
   };
 }
 export type Repositories = ReturnType<typeof createRepositories>;

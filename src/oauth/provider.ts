@@ -8,6 +8,7 @@ import type { SessionManager } from '../authn/sessions.ts';
 import type { Config, EnvironmentConfig } from '../config/schema.ts';
 import type { EnvironmentKeys } from '../config/secrets.ts';
 import type { Repositories, Store } from '../db/store.ts';
+import { FORWARDED_HEADER, verifyForwardedFor } from '../lib/forwarded.ts';
 import { createSecretBox } from '../lib/secret-box.ts';
 import { type Clock, hashBearerSecret } from '../lib/tokens.ts';
 import type { Notifier } from '../mail/notifications.ts';
@@ -91,6 +92,8 @@ interface Account {
   accountId: string;
   user: UserRow;
   apps: App[];
+  /** Facilities whose reference data the user may download (issue #5). */
+  facilities: string[];
   claims(use: string, scope: string): Promise<Record<string, unknown>>;
 }
 
@@ -195,13 +198,17 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
     // A token is refused once its user is unassigned from the client's app (issue #4 item 4).
     if (clientId && !apps.includes(appOfClient(clientId))) return undefined;
     if (token?.kind === 'RefreshToken') {
-      await store.repos.apiTokens.markUsed(hashBearerSecret(token.jti), clock(), ctx.ip ?? null);
+      // Through `download`'s token endpoint the caller's address comes in a signed header.
+      const forwarded = verifyForwardedFor(deps.keys.forwardingKey, ctx.get(FORWARDED_HEADER) || undefined, clock());
+      await store.repos.apiTokens.markUsed(hashBearerSecret(token.jti), clock(), forwarded ?? ctx.ip ?? null);
     }
     const firm = await store.repos.firms.findFirmById(user.firm_id);
+    const facilities = apps.includes('download') ? await store.repos.refdata.listEntitlements(sub) : [];
     return {
       accountId: sub,
       user,
       apps,
+      facilities,
       async claims() {
         return {
           sub,
@@ -335,7 +342,8 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
             client.clientId === API_CLIENT_ID ? downloadAudience : undefined,
           useGrantedResource: () => true,
           getResourceServerInfo: (_ctx: KoaContext, resource: string, client: OidcClient) => {
-            if (resource === downloadAudience && client.clientId === API_CLIENT_ID) {
+            // The portal's Manual page downloads with the signed-in user's own token.
+            if (resource === downloadAudience) {
               return {
                 scope: DOWNLOAD_SCOPE,
                 audience: downloadAudience,
@@ -383,8 +391,13 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
           // Okta's claims for the client and user ids, as in its JWT access tokens.
           cid: token.clientId,
           uid: token.accountId,
+          // The username `DownloadHandler.ashx` callers send must match (issue #5).
+          username: account?.user.login,
           firm: account?.user.firm_id,
-          entitlements: account?.apps ?? [],
+          // What `download` authorizes without asking the database: the apps the user is assigned
+          // to and the facilities whose files they may download.
+          apps: account?.apps ?? [],
+          entitlements: account?.facilities ?? [],
           amr: token.amr,
         };
       },
