@@ -189,6 +189,8 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
    * save and cannot see the request, but runs in its asynchronous context.
    */
   const requestOrigin = new AsyncLocalStorage<{ ip: string | null; userAgent: string | null }>();
+  /** The expiry of the refresh token a token request used, for its answer. */
+  const refreshTokenExpiry = new AsyncLocalStorage<{ set(expiresAt: number): void }>();
 
   async function findAccount(ctx: KoaContext, sub: string, token?: OidcToken): Promise<Account | undefined> {
     const user = await store.repos.users.findUserById(sub);
@@ -198,9 +200,17 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
     // A token is refused once its user is unassigned from the client's app (issue #4 item 4).
     if (clientId && !apps.includes(appOfClient(clientId))) return undefined;
     if (token?.kind === 'RefreshToken') {
+      const idHash = hashBearerSecret(token.jti);
+      const described = await store.repos.apiTokens.find(idHash);
+      if (!described || described.revoked_at !== null) return undefined;
       // Through `download`'s token endpoint the caller's address comes in a signed header.
       const forwarded = verifyForwardedFor(deps.keys.forwardingKey, ctx.get(FORWARDED_HEADER) || undefined, clock());
-      await store.repos.apiTokens.markUsed(hashBearerSecret(token.jti), clock(), forwarded ?? ctx.ip ?? null);
+      const ip = forwarded ?? ctx.ip ?? null;
+      const now = clock();
+      if (described.last_used_at === null || described.last_used_at < now - 60_000 || described.last_used_ip !== ip) {
+        await store.repos.apiTokens.markUsed(idHash, now, ip);
+      }
+      refreshTokenExpiry.getStore()?.set(described.expires_at);
     }
     const firm = await store.repos.firms.findFirmById(user.firm_id);
     const facilities = apps.includes('download') ? await store.repos.refdata.listEntitlements(sub) : [];
@@ -411,7 +421,20 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
     provider.use(async (ctx, next) => {
       // The adapter's refresh-token hook needs the requester's address for the email and audit.
       const userAgent = ctx.get('user-agent');
-      await requestOrigin.run({ ip: ctx.ip ?? null, userAgent: userAgent ? userAgent.slice(0, 512) : null }, next);
+      let expiresAt: number | undefined;
+      const origin = { ip: ctx.ip ?? null, userAgent: userAgent ? userAgent.slice(0, 512) : null };
+      await requestOrigin.run(origin, () => refreshTokenExpiry.run({ set: (at) => (expiresAt = at) }, next));
+      if (ctx.oidc?.route === 'token' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+        const body = ctx.body as Record<string, unknown>;
+        if (expiresAt !== undefined && ctx.oidc.params?.grant_type === 'refresh_token') {
+          // Not rotated (RFC 6749 §6: a new one is optional): the answer carries none, and says
+          // how long the one used stays valid, so clients can warn before it expires.
+          delete body.refresh_token;
+          body.refresh_token_expires_in = Math.max(0, Math.floor((expiresAt - clock()) / 1000));
+        } else if (typeof body.refresh_token === 'string') {
+          body.refresh_token_expires_in = refreshTokenSeconds();
+        }
+      }
       if (ctx.oidc?.route === 'end_session_confirm' && ctx.method === 'POST' && ctx.oidc.params?.logout) {
         // RP-initiated logout ends the idp session too (issue #4 item 2).
         await deps.sessions.end(ctx.cookies.get(deps.sidCookie));
