@@ -42,6 +42,8 @@ describe('npx traqs', () => {
     expect(create.out).toContain('--firm');
   });
 
+  // Eight real CLI processes, each loading the TypeScript sources through tsx: seconds apiece on a
+  // busy 2-core machine.
   it('provisions a user, shows them, re-sends enrollment and refuses bad input with exit code 2', async () => {
     const created = await traqs(
       'user',
@@ -116,5 +118,5 @@ describe('npx traqs', () => {
     expect(unlock.code).toBe(2);
     expect(unlock.err).toContain('is not locked');
     expect((await traqs('reports', 'list')).out).toContain('No open reports.');
-  });
+  }, 120_000);
 });
