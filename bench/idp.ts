@@ -5,6 +5,7 @@
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,8 +52,15 @@ export interface BenchIdp {
  */
 export async function startIdp(options: { logLevel?: string } = {}): Promise<BenchIdp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'traqs-bench-'));
+  // The idp's public URL is where it listens: the authorization server's issuer must be reachable.
+  const port = await freePort();
   const config = loadConfig(
-    { TRAQS_DATA_DIR: dataDir, TRAQS_ENVIRONMENTS: 'ntf' },
+    {
+      TRAQS_DATA_DIR: dataDir,
+      TRAQS_ENVIRONMENTS: 'ntf',
+      TRAQS_NTF_IDP_PORT: String(port),
+      TRAQS_NTF_IDP_URL: `http://127.0.0.1:${port}`,
+    },
     {
       ...(options.logLevel ? { logLevel: options.logLevel } : {}),
       // The load comes from one loopback address: lift the per-IP limit, measure the sign-in.
@@ -76,7 +84,7 @@ export async function startIdp(options: { logLevel?: string } = {}): Promise<Ben
   );
   const rt = await openEnvironment(config, environment, { logger, transport: nullTransport });
   const app = await buildIdp(rt);
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  await app.listen({ host: '127.0.0.1', port });
   rt.mailWorker?.start(1000);
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('no TCP address');
@@ -95,7 +103,20 @@ export async function startIdp(options: { logLevel?: string } = {}): Promise<Ben
   };
 }
 
-async function postJson(origin: string, path: string, body: Json, status: string): Promise<Json> {
+/** A TCP port free on loopback right now (another process could still take it before we listen). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no TCP address');
+  return address.port;
+}
+
+export async function postJson(origin: string, path: string, body: Json, status: string): Promise<Json> {
   const res = await fetch(`${origin}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/json' },

@@ -10,6 +10,7 @@ import type { Benchmark, BenchReport } from './common.ts';
  */
 const benchmarks: Record<string, () => Promise<{ benchmark: Benchmark }>> = {
   signin: () => import('./signin.ts'),
+  refresh: () => import('./refresh.ts'),
 };
 
 const commonOptions = {

@@ -208,6 +208,8 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
     cookiePrefix: prefix,
     pages: createOauthPages({ page, securityHeaders: buildSecurityHeaders(secureCookies, formActionOrigins) }),
   });
+  // For tests and tools that need the provider itself (key reloads).
+  app.decorate('authorizationServer', oauth);
   await app.register(fastifyMiddie, { hook: 'onRequest' });
   app.use(OAUTH_MOUNT, (req: IncomingMessage, res: ServerResponse) => oauth.handle(req, res));
   // Another node or `traqs keys rotate` may change the signing keys; expired protocol rows go.

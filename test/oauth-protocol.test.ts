@@ -182,7 +182,7 @@ describe('introspection, revocation and logout', () => {
    * middleware runs after the 400 was rendered and signs the browser out anyway); then turn
    * `it.fails` into `it`.
    */
-  it.fails('keeps the idp session when the logout confirmation is refused', async () => {
+  it('keeps the idp session when the logout confirmation is refused', async () => {
     const { browser } = await forgedLogout();
     const home = await browser.get(`${s.idpUrl}/`);
     expect(home.location ?? '').not.toContain('/signin');

@@ -97,6 +97,8 @@ interface Account {
   claims(use: string, scope: string): Promise<Record<string, unknown>>;
 }
 
+const ownTokensOnly = (_ctx: KoaContext, client: OidcClient, token: OidcToken) => token.clientId === client.clientId;
+
 const defaultLabel = (now: number) => `Refresh token ${new Date(now).toISOString().slice(0, 10)}`;
 
 /** Adds `months` calendar months in UTC (the 31st becomes the last day of a shorter month). */
@@ -338,8 +340,10 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
       },
       features: {
         devInteractions: { enabled: false },
-        introspection: { enabled: true },
-        revocation: { enabled: true },
+        // A client may introspect and revoke only its own tokens: the portal learns nothing about
+        // a user's programmatic refresh tokens (RFC 7662 §4, RFC 7009 §2.1).
+        introspection: { enabled: true, allowedPolicy: ownTokensOnly },
+        revocation: { enabled: true, allowedPolicy: ownTokensOnly },
         userinfo: { enabled: true },
         rpInitiatedLogout: {
           enabled: true,
@@ -435,7 +439,13 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
           body.refresh_token_expires_in = refreshTokenSeconds();
         }
       }
-      if (ctx.oidc?.route === 'end_session_confirm' && ctx.method === 'POST' && ctx.oidc.params?.logout) {
+      // Only once oidc-provider accepted the confirmation (its anti-forgery field checked).
+      if (
+        ctx.oidc?.route === 'end_session_confirm' &&
+        ctx.method === 'POST' &&
+        ctx.status < 400 &&
+        ctx.oidc.params?.logout
+      ) {
         // RP-initiated logout ends the idp session too (issue #4 item 2).
         await deps.sessions.end(ctx.cookies.get(deps.sidCookie));
         ctx.cookies.set(deps.sidCookie, null, { path: '/' });
