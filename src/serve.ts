@@ -44,7 +44,7 @@ export async function serve(
       const portal = await buildPortal(rt);
       apps.push(portal);
       await portal.listen({ port: environment.portal.port, host: config.host });
-      rt.mailWorker?.start(1000);
+      rt.startBackgroundJobs();
       const boot = await bootstrapEnvironment(rt, adminEmail);
       lines.push(
         '',

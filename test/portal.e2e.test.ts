@@ -153,29 +153,3 @@ describe('a user not assigned to the portal', () => {
     expect(answer.body).toContain(s.config.contacts.techSupportPhone);
   });
 });
-
-describe('a refresh token from a sign-in that is not fresh', () => {
-  it('is revoked unseen (the portal checks auth_time itself)', async () => {
-    // A portal whose clock runs 10 minutes ahead of the idp's: every sign-in looks stale to it.
-    await portal.close();
-    const ahead = () => s.clock() + 10 * 60_000;
-    portal = await buildPortal({ ...s.rt, clock: ahead });
-    await portal.listen({ port: s.rt.environment.portal.port, host: '127.0.0.1' });
-
-    const browser = createHttpBrowser();
-    const { answer: home } = await throughSignIn(browser, `${s.portalUrl}/`, 'portal');
-    expect(home.status).toBe(200);
-    const page = await browser.get(`${s.portalUrl}/api/programmatic`);
-    const start = await browser.post(`${s.portalUrl}/api/programmatic/start`, {
-      label: 'stale',
-      _csrf: csrfFrom(page.body),
-    });
-    const { answer } = await throughSignIn(browser, start.location ?? '', 'programmatic');
-    expect(answer.status).toBe(400);
-    expect(answer.body).toContain('No refresh token was issued');
-    expect(answer.body).not.toMatch(/id="refresh-token"/);
-
-    const tokens = await s.rt.store.repos.apiTokens.listForUser(alice.user.id, 0);
-    expect(tokens[0]).toMatchObject({ revoked_reason: 'not-fresh' });
-  });
-});

@@ -92,6 +92,15 @@ export async function buildPortal(rt: EnvironmentRuntime, deps: PortalDeps = {})
     clock: rt.clock,
     refreshTokenMonths: config.policy.refreshTokenMonths,
   });
+  // Ended sessions are kept a day (the audit log keeps the sign-ins and sign-outs), then deleted.
+  const housekeeping = setInterval(() => {
+    void rt.store.repos.portalSessions
+      .deleteEndedBefore(rt.clock() - 86_400_000)
+      .catch((err) => log.error({ err }, 'Deleting ended portal sessions failed'));
+  }, 600_000);
+  housekeeping.unref();
+  app.addHook('onClose', async () => clearInterval(housekeeping));
+
   registerPortalRoutes(app, {
     service,
     oidc,
