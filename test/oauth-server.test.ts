@@ -306,6 +306,28 @@ describeEachBackend(
         expect((await exchange(carolsToken)).body.error).toBe('invalid_grant');
       });
 
+      it('revokes every refresh token of a user who reports suspicious activity ("this wasn\'t me")', async () => {
+        const dave = await activateUser(s, 'dave@acme.example');
+        await s.rt.store.repos.users.assignApp(dave.user.id, 'download', s.clock());
+        const refresh = (await getRefreshToken(dave)).tokens.refresh_token ?? '';
+        const exchange = () =>
+          tokenRequest({ grant_type: 'refresh_token', refresh_token: refresh, client_id: 'traqs-api' });
+        expect((await exchange()).status).toBe(200);
+        const link = await s.rt.store.transaction((repos) =>
+          s.rt.reports.link(repos, dave.user.id, 'refreshTokenIssued'),
+        );
+        const filed = await s.rt.reports.file(new URL(link).searchParams.get('token') ?? '', 'refreshTokenIssued', {
+          ip: null,
+          userAgent: null,
+        });
+        expect(filed.ok).toBe(true);
+        const r = await exchange();
+        expect(r.status).toBe(400);
+        expect(r.body.error).toBe('invalid_grant');
+        const row = await s.rt.store.repos.apiTokens.find(hashBearerSecret(refresh));
+        expect(row?.revoked_reason).toBe('reported');
+      });
+
       it('stops the refresh token after 6 calendar months, not a minute before', async () => {
         const { tokens } = await getRefreshToken();
         const refresh = tokens.refresh_token ?? '';

@@ -76,6 +76,7 @@ export function createReportService(deps: {
         const sessions = await repos.tokens.revokeUserSessions(userId, now);
         await repos.tokens.endUserTransactions(userId, now);
         const refreshTokens = await repos.apiTokens.revokeAllOfUser(userId, now, 'reported');
+        const portalSessions = await repos.portalSessions.revokeAllOfUser(userId, now);
         await repos.audit.recordEvent({
           at: now,
           actorId: userId,
@@ -88,6 +89,7 @@ export function createReportService(deps: {
             reportId: report.id,
             source: report.source,
             sessionsEnded: sessions,
+            portalSessionsEnded: portalSessions,
             refreshTokensRevoked: refreshTokens.length,
           },
         });
