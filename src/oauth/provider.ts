@@ -214,7 +214,6 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
       }
       refreshTokenExpiry.getStore()?.set(described.expires_at);
     }
-    const firm = await store.repos.firms.findFirmById(user.firm_id);
     const facilities = apps.includes('download') ? await store.repos.refdata.listEntitlements(sub) : [];
     return {
       accountId: sub,
@@ -222,6 +221,8 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
       apps,
       facilities,
       async claims() {
+        // Only ID tokens and userinfo need the firm's name: not read for access tokens.
+        const firm = await store.repos.firms.findFirmById(user.firm_id);
         return {
           sub,
           email: user.email,
