@@ -4,6 +4,7 @@ import fastifyMiddie from '@fastify/middie';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createAccountService } from './accounts/service.ts';
+import { registerManagementApi } from './admin/api-routes.ts';
 import { registerAuthnApi } from './authn/api-routes.ts';
 import { createAttemptGuard } from './authn/attempts.ts';
 import { createPasswordHasher } from './authn/factors/password/hashing.ts';
@@ -242,6 +243,7 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
   });
 
   registerAuthnApi(app, rt.authn, environment.idp.publicUrl, config.policy.passwordMinLength);
+  registerManagementApi(app, rt);
   registerSignInPages(app, {
     authn: rt.authn,
     sessions: rt.sessions,

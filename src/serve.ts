@@ -4,7 +4,9 @@ import { bootstrapEnvironment } from './accounts/bootstrap.ts';
 import { buildIdp, type EnvironmentRuntime, openEnvironment } from './app.ts';
 import { loadConfig } from './config/load.ts';
 import type { Config } from './config/schema.ts';
+import { buildDownload } from './download/app.ts';
 import { buildPortal } from './portal/app.ts';
+import { ensureSampleData } from './refdata/sample-data.ts';
 
 export interface Running {
   config: Readonly<Config>;
@@ -44,14 +46,22 @@ export async function serve(
       const portal = await buildPortal(rt);
       apps.push(portal);
       await portal.listen({ port: environment.portal.port, host: config.host });
+      const download = await buildDownload(rt);
+      apps.push(download);
+      await download.listen({ port: environment.download.port, host: config.host });
       rt.startBackgroundJobs();
       const boot = await bootstrapEnvironment(rt, adminEmail);
+      // The quick start has reference data to browse and download: a few business days of
+      // synthetic files on first run (never in a production deployment).
+      const sample = config.deployment === 'development' ? await ensureSampleData(rt, { days: 5 }) : [];
       lines.push(
         '',
         `${environment.label} (${environment.kind} environment, database ${rt.databaseLocation})`,
         `  TRAQS website:         ${environment.portal.publicUrl}/`,
         `  MFA profile / sign-in: ${environment.idp.publicUrl}/signin`,
+        `  API Download:          ${environment.download.publicUrl}/v1/files (token: POST ${environment.download.publicUrl}/oauth2/token)`,
       );
+      if (sample.length > 0) lines.push(`  Generated ${sample.length} sample reference data files (5 business days).`);
       if (environment.kind === 'test') lines.push(`  Development mailbox:   ${environment.idp.publicUrl}/dev/mailbox`);
       if (boot.activationUrl) {
         lines.push(

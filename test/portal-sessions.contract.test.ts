@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { createBearerSecret, hashBearerSecret } from '../src/lib/tokens.ts';
-import type { PortalSessionRow } from '../src/portal/session-repository.ts';
+import type { NewPortalSession } from '../src/portal/session-repository.ts';
 import { createPortalSessionManager } from '../src/portal/sessions.ts';
 import { describeEachBackend } from './helpers/databases.ts';
 
@@ -12,7 +12,7 @@ import { describeEachBackend } from './helpers/databases.ts';
 const NOW = 1_750_000_000_000;
 const MINUTE = 60_000;
 
-function row(overrides: Partial<PortalSessionRow> = {}): PortalSessionRow {
+function row(overrides: Partial<NewPortalSession> = {}): NewPortalSession {
   return {
     id_hash: hashBearerSecret(createBearerSecret()),
     user_id: '00uportaluser000001',

@@ -1,4 +1,5 @@
 import type { EnvironmentRuntime } from '../app.ts';
+import { FACILITY_CODES } from '../refdata/facilities.ts';
 
 export const DEMO_FIRM = 'Demo Securities LLC';
 
@@ -33,6 +34,10 @@ export async function bootstrapEnvironment(rt: EnvironmentRuntime, adminEmail: s
       apps: ['portal', 'download'],
     });
     if (!made.ok) throw new Error(made.message);
+    // The first administrator may download every facility's reference data (Manual, Programmatic).
+    for (const facility of FACILITY_CODES) {
+      await rt.store.repos.refdata.grantEntitlement(made.user.id, facility, rt.clock());
+    }
     return { firmName: firm.name, adminEmail, activationUrl: made.activationUrl, created: true };
   }
   if (existing.status === 'PROVISIONED') {

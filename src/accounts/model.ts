@@ -14,6 +14,10 @@ export type UserStatus = (typeof USER_STATUSES)[number];
 export const ROLES = ['user', 'saa', 'operations', 'support', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
+/** Roles that administer other users (every role but `user`). */
+export const ADMIN_ROLES = ['saa', 'operations', 'support', 'admin'] as const;
+export type AdminRole = (typeof ADMIN_ROLES)[number];
+
 export const APPS = ['portal', 'download'] as const;
 export type App = (typeof APPS)[number];
 

@@ -169,6 +169,116 @@ export function createUserRepository(db: Kysely<Database>) {
         .onConflict((oc) => oc.doNothing())
         .execute();
     },
+    /** Removes a role; true if the user had it. */
+    async revokeRole(userId: string, role: Role): Promise<boolean> {
+      const r = await db
+        .deleteFrom('user_roles')
+        .where('user_id', '=', userId)
+        .where('role', '=', role)
+        .executeTakeFirst();
+      return Number(r.numDeletedRows) === 1;
+    },
+    /**
+     * The personal information only Operations may change (FAQ: "the personal information section
+     * of the user profile cannot be edited" by the user). The username (login) does not change.
+     */
+    async updatePersonalInfo(
+      id: string,
+      info: {
+        firstName: string;
+        lastName: string;
+        email: string;
+        mobilePhone: string | null;
+        primaryPhone: string | null;
+      },
+    ): Promise<void> {
+      await db
+        .updateTable('users')
+        .set({
+          first_name: info.firstName,
+          last_name: info.lastName,
+          email: info.email,
+          mobile_phone: info.mobilePhone,
+          primary_phone: info.primaryPhone,
+        })
+        .where('id', '=', id)
+        .execute();
+    },
+    /**
+     * STAGED or DEPROVISIONED → PROVISIONED with no password and no recovery question: the user
+     * enrolls from the start with a new activation link. False if the user was in another status.
+     */
+    async markProvisioned(id: string, from: readonly UserStatus[], now: number): Promise<boolean> {
+      const r = await db
+        .updateTable('users')
+        .set({
+          status: 'PROVISIONED',
+          status_changed_at: now,
+          password_hash: null,
+          password_changed_at: null,
+          recovery_question: null,
+          recovery_answer_hash: null,
+          failed_attempts: 0,
+          lockout_count: 0,
+          locked_at: null,
+        })
+        .where('id', '=', id)
+        .where('status', 'in', [...from])
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    },
+    /**
+     * Local → federated (the firm's identity provider signs the user in): the password and the
+     * recovery question go, any lockout ends and the user is ACTIVE. A user is never both (FAQ).
+     * False if the user was not local or not in one of `from`.
+     */
+    async switchToFederated(id: string, from: readonly UserStatus[], now: number): Promise<boolean> {
+      const r = await db
+        .updateTable('users')
+        .set({
+          auth_mode: 'federated',
+          status: 'ACTIVE',
+          status_changed_at: now,
+          password_hash: null,
+          password_changed_at: null,
+          recovery_question: null,
+          recovery_answer_hash: null,
+          failed_attempts: 0,
+          lockout_count: 0,
+          locked_at: null,
+        })
+        .where('id', '=', id)
+        .where('auth_mode', '=', 'local')
+        .where('status', 'in', [...from])
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    },
+    /**
+     * Federated → local: PROVISIONED, so the user enrolls (password, recovery question, a factor)
+     * with an activation link. False if the user was not federated or not in one of `from`.
+     */
+    async switchToLocal(id: string, from: readonly UserStatus[], now: number): Promise<boolean> {
+      const r = await db
+        .updateTable('users')
+        .set({ auth_mode: 'local', status: 'PROVISIONED', status_changed_at: now, activated_at: null })
+        .where('id', '=', id)
+        .where('auth_mode', '=', 'federated')
+        .where('status', 'in', [...from])
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    },
+    /**
+     * Deletes a DEPROVISIONED user for good (Okta: delete only after deactivate); what hangs off
+     * the user goes with it (foreign keys cascade). The audit log keeps its events.
+     */
+    async deleteDeprovisionedUser(id: string): Promise<boolean> {
+      const r = await db
+        .deleteFrom('users')
+        .where('id', '=', id)
+        .where('status', '=', 'DEPROVISIONED')
+        .executeTakeFirst();
+      return Number(r.numDeletedRows) === 1;
+    },
     async listRoles(userId: string): Promise<Role[]> {
       const rows = await db.selectFrom('user_roles').select('role').where('user_id', '=', userId).execute();
       return rows.map((r) => r.role as Role).sort();

@@ -5,6 +5,7 @@ import type { Firm } from '../firms/repository.ts';
 import type { Clock, RandomBytes } from '../lib/tokens.ts';
 import { createId } from '../lib/tokens.ts';
 import type { Notifier } from '../mail/notifications.ts';
+import type { EnrollmentOccasion } from '../mail/templates.ts';
 import type { App, Role } from './model.ts';
 import type { UserRow } from './repository.ts';
 
@@ -15,18 +16,39 @@ export interface ProvisionInput {
   firmId: string;
   roles?: Role[];
   apps?: App[];
+  /**
+   * False: create the user STAGED, without an activation link or email (Okta's `activate=false`);
+   * the administration service's `activateUser` provisions them later. Default true.
+   */
+  activate?: boolean;
   /** Who did it, for the audit log (null: the system, e.g. the first start). */
   actorId?: string | null;
+  /** More for the audit event of the creation (e.g. the request it came from). */
+  auditDetails?: Record<string, unknown>;
   ip?: string | null;
   userAgent?: string | null;
 }
 
-export type ProvisionResult =
-  | { ok: true; user: UserRow; activationUrl: string; expiresAt: number }
-  | { ok: false; code: 'USER_EXISTS' | 'FIRM_NOT_FOUND' | 'INVALID_EMAIL' | 'INVALID_NAME'; message: string };
+export type ProvisionFailure = {
+  ok: false;
+  code: 'USER_EXISTS' | 'FIRM_NOT_FOUND' | 'INVALID_EMAIL' | 'INVALID_NAME';
+  message: string;
+};
+
+export type ProvisionResult = { ok: true; user: UserRow; activationUrl: string; expiresAt: number } | ProvisionFailure;
+
+/** What `provisionUserIn` gives: with `activate: false` the user is STAGED and nothing was sent. */
+export type CreateUserResult =
+  | { ok: true; user: UserRow; activationUrl: string | null; expiresAt: number | null }
+  | ProvisionFailure;
 
 // A practical email check (RFC 5321 lengths, one @, a dot in the domain); delivery proves the rest.
 const EMAIL = /^[^\s@,;:<>()[\]\\"]{1,64}@[^\s@,;:<>()[\]\\"]+\.[^\s@,;:<>()[\]\\"]+$/;
+
+/** Whether an address passes the check usernames and email addresses get (lower-case it first). */
+export function isValidEmail(email: string): boolean {
+  return email.length <= 254 && EMAIL.test(email);
+}
 
 /** Account lifecycle operations that span several repositories and send mail. */
 export function createAccountService(deps: {
@@ -39,8 +61,11 @@ export function createAccountService(deps: {
 }) {
   const { store, clock, random } = deps;
 
-  /** Issues a fresh activation link (30 days, single-use, stored hashed) and mails it; old links stop working. */
-  async function issueActivation(repos: Repositories, user: UserRow) {
+  /**
+   * Issues a fresh activation link (30 days, single-use, stored hashed) and mails it; old links stop
+   * working. `occasion` words the email for a user who is not new (see the enrollment template).
+   */
+  async function issueActivation(repos: Repositories, user: UserRow, occasion?: EnrollmentOccasion) {
     const link = await issueEmailLink(repos, {
       userId: user.id,
       purpose: 'activation',
@@ -49,8 +74,86 @@ export function createAccountService(deps: {
       random,
       url: (token) => `${deps.environment.idp.publicUrl}/activate?token=${encodeURIComponent(token)}`,
     });
-    await deps.notifier.enrollment(repos, user, link.url, link.expiresAt, deps.config.policy.activationTtlDays);
+    await deps.notifier.enrollment(
+      repos,
+      user,
+      link.url,
+      link.expiresAt,
+      deps.config.policy.activationTtlDays,
+      occasion,
+    );
     return { activationUrl: link.url, expiresAt: link.expiresAt };
+  }
+
+  async function provisionUserIn(repos: Repositories, input: ProvisionInput): Promise<CreateUserResult> {
+    const email = input.email.trim().toLowerCase();
+    if (email.length > 254 || !EMAIL.test(email)) {
+      return { ok: false, code: 'INVALID_EMAIL', message: `"${input.email}" is not a valid email address.` };
+    }
+    const first = input.firstName.trim();
+    const last = input.lastName.trim();
+    if (!first || !last || first.length > 100 || last.length > 100) {
+      return {
+        ok: false,
+        code: 'INVALID_NAME',
+        message: 'First and last names are required (at most 100 characters).',
+      };
+    }
+    if (!(await repos.firms.findFirmById(input.firmId))) {
+      return { ok: false, code: 'FIRM_NOT_FOUND', message: 'No such firm.' };
+    }
+    if (await repos.users.findUserByLogin(email)) {
+      return { ok: false, code: 'USER_EXISTS', message: `A user with username ${email} already exists.` };
+    }
+    const activate = input.activate ?? true;
+    const now = clock();
+    const user: UserRow = {
+      id: createId('00u', random),
+      firm_id: input.firmId,
+      login: email,
+      email,
+      first_name: first,
+      last_name: last,
+      mobile_phone: null,
+      primary_phone: null,
+      preferences: '{}',
+      status: activate ? 'PROVISIONED' : 'STAGED',
+      auth_mode: 'local',
+      password_hash: null,
+      password_changed_at: null,
+      recovery_question: null,
+      recovery_answer_hash: null,
+      failed_attempts: 0,
+      lockout_count: 0,
+      locked_at: null,
+      last_login_at: null,
+      last_factor_type: null,
+      created_at: now,
+      activated_at: null,
+      status_changed_at: now,
+    };
+    await repos.users.createUser(user);
+    for (const role of new Set<Role>(['user', ...(input.roles ?? [])])) await repos.users.grantRole(user.id, role);
+    for (const app of new Set<App>(input.apps ?? ['portal'])) await repos.users.assignApp(user.id, app, now);
+    const link = activate ? await issueActivation(repos, user) : { activationUrl: null, expiresAt: null };
+    await repos.audit.recordEvent({
+      at: now,
+      actorId: input.actorId ?? null,
+      action: 'user.lifecycle.create',
+      targetId: user.id,
+      outcome: 'success',
+      ip: input.ip ?? null,
+      userAgent: input.userAgent ?? null,
+      details: {
+        login: email,
+        firmId: input.firmId,
+        roles: input.roles ?? [],
+        apps: input.apps ?? ['portal'],
+        ...(activate ? {} : { status: 'STAGED' }),
+        ...input.auditDetails,
+      },
+    });
+    return { ok: true, user, ...link };
   }
 
   return {
@@ -125,74 +228,22 @@ export function createAccountService(deps: {
     },
 
     /**
+     * Issues a new activation link and enrollment email inside the caller's transaction (the
+     * administration service's resend, reactivation and switch to local sign-in); earlier links stop
+     * working.
+     */
+    issueActivationIn: issueActivation,
+
+    /**
      * Creates a user in PROVISIONED status with roles and apps and sends the enrollment email,
      * all in one transaction: no user without their email, no email without the user.
      */
-    async provisionUser(input: ProvisionInput): Promise<ProvisionResult> {
+    async provisionUser(input: Omit<ProvisionInput, 'activate'>): Promise<ProvisionResult> {
       const email = input.email.trim().toLowerCase();
-      if (email.length > 254 || !EMAIL.test(email)) {
-        return { ok: false, code: 'INVALID_EMAIL', message: `"${input.email}" is not a valid email address.` };
-      }
-      const first = input.firstName.trim();
-      const last = input.lastName.trim();
-      if (!first || !last || first.length > 100 || last.length > 100) {
-        return {
-          ok: false,
-          code: 'INVALID_NAME',
-          message: 'First and last names are required (at most 100 characters).',
-        };
-      }
-      if (!(await store.repos.firms.findFirmById(input.firmId))) {
-        return { ok: false, code: 'FIRM_NOT_FOUND', message: 'No such firm.' };
-      }
-      if (await store.repos.users.findUserByLogin(email)) {
-        return { ok: false, code: 'USER_EXISTS', message: `A user with username ${email} already exists.` };
-      }
-      const now = clock();
-      const user: UserRow = {
-        id: createId('00u', random),
-        firm_id: input.firmId,
-        login: email,
-        email,
-        first_name: first,
-        last_name: last,
-        mobile_phone: null,
-        primary_phone: null,
-        preferences: '{}',
-        status: 'PROVISIONED',
-        auth_mode: 'local',
-        password_hash: null,
-        password_changed_at: null,
-        recovery_question: null,
-        recovery_answer_hash: null,
-        failed_attempts: 0,
-        lockout_count: 0,
-        locked_at: null,
-        last_login_at: null,
-        last_factor_type: null,
-        created_at: now,
-        activated_at: null,
-        status_changed_at: now,
-      };
       try {
-        return await store.transaction(async (repos) => {
-          await repos.users.createUser(user);
-          for (const role of new Set<Role>(['user', ...(input.roles ?? [])]))
-            await repos.users.grantRole(user.id, role);
-          for (const app of new Set<App>(input.apps ?? ['portal'])) await repos.users.assignApp(user.id, app, now);
-          const link = await issueActivation(repos, user);
-          await repos.audit.recordEvent({
-            at: now,
-            actorId: input.actorId ?? null,
-            action: 'user.lifecycle.create',
-            targetId: user.id,
-            outcome: 'success',
-            ip: input.ip ?? null,
-            userAgent: input.userAgent ?? null,
-            details: { login: email, firmId: input.firmId, roles: input.roles ?? [], apps: input.apps ?? ['portal'] },
-          });
-          return { ok: true as const, user, ...link };
-        });
+        const made = await store.transaction((repos) => provisionUserIn(repos, { ...input, activate: true }));
+        if (made.ok && made.activationUrl === null) throw new Error('an activated user has an activation link');
+        return made as ProvisionResult;
       } catch (err) {
         // Two creations racing for one username: the unique index decides, the loser gets a clear answer.
         if (await store.repos.users.findUserByLogin(email)) {
@@ -201,6 +252,13 @@ export function createAccountService(deps: {
         throw err;
       }
     },
+
+    /**
+     * `provisionUser` inside the caller's transaction (an approved request creates the user and
+     * decides the request atomically). A race on the username makes the transaction fail; the
+     * caller's catch can look the login up as `provisionUser` does.
+     */
+    provisionUserIn,
   };
 }
 export type AccountService = ReturnType<typeof createAccountService>;

@@ -5,7 +5,13 @@ import type { UserRow } from '../accounts/repository.ts';
 import { AppError } from '../web/errors.ts';
 import { parseBody, requestContext, requireJson } from '../web/validate.ts';
 import type { FactorRow } from './factors/repository.ts';
-import { type AuthnResult, type AuthnService, ENROLLABLE_FACTORS, type TransactionView } from './service.ts';
+import {
+  assertionFromOkta,
+  oktaActivationFields,
+  oktaAssertionFields,
+  registrationFromOkta,
+} from './factors/webauthn/inputs.ts';
+import type { AuthnResult, AuthnService, TransactionView } from './service.ts';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 const stateToken = z.string().min(1).max(200);
@@ -60,9 +66,29 @@ const enrollBody = z
   })
   .strict();
 const factorParams = z.object({ factorId: z.string().min(1).max(40) });
-const passCodeBody = z.object({ stateToken, passCode, ...oktaExtras }).strict();
+// A TOTP code, or Okta's WebAuthn registration fields (FastPass).
+const activateBody = z
+  .object({
+    stateToken,
+    passCode: passCode.optional(),
+    attestation: oktaActivationFields.attestation.optional(),
+    clientData: oktaActivationFields.clientData.optional(),
+    ...oktaExtras,
+  })
+  .strict();
+// A TOTP code (or Okta's `answer`), Okta's WebAuthn assertion fields, or nothing: for FastPass,
+// a request with the stateToken alone asks for a challenge (MFA_CHALLENGE).
 const verifyBody = z
-  .object({ stateToken, passCode: passCode.optional(), answer: z.string().max(200).optional(), ...oktaExtras })
+  .object({
+    stateToken,
+    passCode: passCode.optional(),
+    answer: z.string().max(200).optional(),
+    clientData: oktaAssertionFields.clientData.optional(),
+    authenticatorData: oktaAssertionFields.authenticatorData.optional(),
+    signatureData: oktaAssertionFields.signatureData.optional(),
+    rememberDevice: z.boolean().optional(),
+    ...oktaExtras,
+  })
   .strict();
 const previousBody = z.object({ stateToken }).strict();
 const cancelBody = z.object({ stateToken, ...oktaExtras }).strict();
@@ -96,12 +122,18 @@ export function registerAuthnApi(
     },
   });
 
-  const factorJson = (f: FactorRow, u: UserRow) => ({
+  /** Okta's factor `profile`: the username for TOTP; the credential id and a name for WebAuthn. */
+  const factorProfile = (f: FactorRow, t: Pick<TransactionView, 'user' | 'credentialIds'>) =>
+    f.factor_type === 'webauthn'
+      ? { credentialId: t.credentialIds?.get(f.id) ?? null, authenticatorName: f.name }
+      : { credentialId: t.user.login };
+
+  const factorJson = (f: FactorRow, t: Pick<TransactionView, 'user' | 'credentialIds'>) => ({
     id: f.id,
     factorType: f.factor_type,
     provider: f.provider,
     vendorName: f.provider,
-    profile: { credentialId: u.login },
+    profile: factorProfile(f, t),
     _links: { verify: link(`/api/v1/authn/factors/${f.id}/verify`) },
   });
 
@@ -135,7 +167,7 @@ export function registerAuthnApi(
           ...base,
           _embedded: {
             user: userJson(t.user),
-            factors: ENROLLABLE_FACTORS.map((f) => ({
+            factors: authn.enrollableFactors().map((f) => ({
               factorType: f.factorType,
               provider: f.provider,
               vendorName: f.provider,
@@ -147,6 +179,28 @@ export function registerAuthnApi(
           _links: { cancel },
         };
       case 'MFA_ENROLL_ACTIVATE': {
+        const w = t.webauthnEnrollment;
+        if (w) {
+          // Okta: `_embedded.factor._embedded.activation` holds the credential creation options.
+          return {
+            ...base,
+            _embedded: {
+              user: userJson(t.user),
+              factor: {
+                id: w.factor.id,
+                factorType: w.factor.factor_type,
+                provider: w.factor.provider,
+                vendorName: w.factor.provider,
+                _embedded: { activation: w.options },
+              },
+            },
+            _links: {
+              next: link(`/api/v1/authn/factors/${w.factor.id}/lifecycle/activate`, { name: 'activate' }),
+              prev: link('/api/v1/authn/previous', { name: 'prev' }),
+              cancel,
+            },
+          };
+        }
         const e = t.enrollment;
         if (!e) throw new AppError('INVALID_TOKEN');
         return {
@@ -186,9 +240,41 @@ export function registerAuthnApi(
       case 'MFA_REQUIRED':
         return {
           ...base,
-          _embedded: { user: userJson(t.user), factors: t.factors.map((f) => factorJson(f, t.user)) },
+          _embedded: { user: userJson(t.user), factors: t.factors.map((f) => factorJson(f, t)) },
           _links: { cancel },
         };
+      case 'MFA_CHALLENGE': {
+        const c = t.challenge;
+        if (!c) {
+          return {
+            ...base,
+            _embedded: { user: userJson(t.user), factors: t.factors.map((f) => factorJson(f, t)) },
+            _links: { prev: link('/api/v1/authn/previous', { name: 'prev' }), cancel },
+          };
+        }
+        // Okta: `_embedded.factor._embedded.challenge` holds the credential request options.
+        return {
+          ...base,
+          factorResult: 'CHALLENGE',
+          challengeType: 'FACTOR',
+          _embedded: {
+            user: userJson(t.user),
+            factor: {
+              id: c.factor.id,
+              factorType: c.factor.factor_type,
+              provider: c.factor.provider,
+              vendorName: c.factor.provider,
+              profile: factorProfile(c.factor, t),
+              _embedded: { challenge: c.options },
+            },
+          },
+          _links: {
+            next: link(`/api/v1/authn/factors/${c.factor.id}/verify`, { name: 'verify' }),
+            prev: link('/api/v1/authn/previous', { name: 'prev' }),
+            cancel,
+          },
+        };
+      }
     }
   }
 
@@ -245,19 +331,41 @@ export function registerAuthnApi(
 
     api.post('/api/v1/authn/factors/:factorId/lifecycle/activate', async (req, res) => {
       const { factorId } = parseBody(factorParams, req.params);
-      const body = parseBody(passCodeBody, req.body);
-      return reply(
-        res,
-        await authn.verifyPasscode(body.stateToken, factorId, body.passCode, 'activate', requestContext(req)),
-      );
+      const body = parseBody(activateBody, req.body);
+      const ctx = requestContext(req);
+      if (body.attestation !== undefined || body.clientData !== undefined) {
+        if (body.attestation === undefined || body.clientData === undefined) {
+          throw new AppError('VALIDATION', ['attestation and clientData: both are required for a webauthn factor']);
+        }
+        const registration = registrationFromOkta({ attestation: body.attestation, clientData: body.clientData });
+        return reply(res, await authn.activateWebAuthn(body.stateToken, factorId, registration, ctx));
+      }
+      if (!body.passCode) throw new AppError('VALIDATION', ['passCode: Required']);
+      return reply(res, await authn.verifyPasscode(body.stateToken, factorId, body.passCode, 'activate', ctx));
     });
 
     api.post('/api/v1/authn/factors/:factorId/verify', async (req, res) => {
       const { factorId } = parseBody(factorParams, req.params);
       const body = parseBody(verifyBody, req.body);
+      const ctx = requestContext(req);
+      const webauthn = [body.clientData, body.authenticatorData, body.signatureData];
       const code = body.passCode ?? body.answer;
-      if (!code) throw new AppError('VALIDATION', ['passCode: Required']);
-      const result = await authn.verifyPasscode(body.stateToken, factorId, code, 'verify', requestContext(req));
+      let result: AuthnResult;
+      if (webauthn.some((v) => v !== undefined)) {
+        const [clientData, authenticatorData, signatureData] = webauthn;
+        if (clientData === undefined || authenticatorData === undefined || signatureData === undefined) {
+          throw new AppError('VALIDATION', [
+            'clientData, authenticatorData and signatureData: all are required to verify a webauthn factor',
+          ]);
+        }
+        const assertion = assertionFromOkta({ clientData, authenticatorData, signatureData });
+        result = await authn.verifyWebAuthn(body.stateToken, factorId, assertion, ctx);
+      } else if (code) {
+        result = await authn.verifyPasscode(body.stateToken, factorId, code, 'verify', ctx);
+      } else {
+        // Only a FastPass factor is verified in two steps; for a code factor, the code is missing.
+        result = await authn.challengeWebAuthn(body.stateToken, factorId);
+      }
       // Mid-transaction lockout: Okta answers the factor verification itself with E0000069.
       if (result.kind === 'locked') throw new AppError('USER_LOCKED');
       return reply(res, result);

@@ -35,6 +35,11 @@ export function createAttemptGuard(deps: {
   }
 
   return {
+    /**
+     * The environment whose idp the links point to; sign-in also takes the WebAuthn relying party
+     * from its public URL when none is given explicitly (`AuthnDeps.webauthn`).
+     */
+    environment: deps.environment,
     recoveryLink,
 
     /**

@@ -6,12 +6,15 @@ import { readReturnCookie } from '../oauth/interactions.tsx';
 import type { PageContext } from '../web/layout.tsx';
 import { sendPage } from '../web/render.ts';
 import { requestContext } from '../web/validate.ts';
+import { retiredOnlyNotice } from './factors/retired.ts';
+import { parseAssertionJson, parseRegistrationJson, RESPONSE_FIELD_MAX } from './factors/webauthn/inputs.ts';
 import type { AuthnResult, AuthnService } from './service.ts';
 import type { SessionManager } from './sessions.ts';
 import {
   ActivatePage,
   EnrollActivatePage,
   EnrollChoicePage,
+  EnrollFastPassPage,
   LinkInvalidPage,
   LockedPage,
   PasswordSetupPage,
@@ -174,9 +177,32 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
           />,
           status,
         );
-      case 'MFA_ENROLL':
-        return sendPage(reply, <EnrollChoicePage ctx={ctx} user={t.user} error={errors.text} />, status);
+      case 'MFA_ENROLL': {
+        const support = authn.webauthnSupport;
+        const retiredSince = { retiredFactorsDate: authn.retiredFactorsDate };
+        return sendPage(
+          reply,
+          <EnrollChoicePage
+            ctx={ctx}
+            user={t.user}
+            choices={authn.enrollableFactors()}
+            fastPassUnavailable={support.available ? undefined : support.reason}
+            notice={t.retiredFactors ? retiredOnlyNotice(t.retiredFactors, retiredSince) : undefined}
+            retiredSince={authn.retiredFactorsDate}
+            error={errors.text}
+          />,
+          status,
+        );
+      }
       case 'MFA_ENROLL_ACTIVATE': {
+        const w = t.webauthnEnrollment;
+        if (w) {
+          return sendPage(
+            reply,
+            <EnrollFastPassPage ctx={ctx} factor={w.factor} options={w.options} error={errors.text} />,
+            status,
+          );
+        }
         const e = t.enrollment;
         if (!e) return reply.redirect('/signin', 303);
         const qr = await QRCode.toDataURL(e.otpauthUri, { margin: 1, width: 200 });
@@ -193,17 +219,46 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
           status,
         );
       }
-      case 'MFA_REQUIRED': {
+      case 'MFA_REQUIRED':
+      case 'MFA_CHALLENGE': {
         const wanted =
           errors.chosen ??
           (typeof (req.query as Record<string, unknown>)?.factor === 'string'
             ? String((req.query as Record<string, string>).factor)
-            : undefined);
+            : (t.challenge?.factor.id ?? undefined));
         const chosen = t.factors.find((f) => f.id === wanted) ?? t.factors[0];
         if (!chosen) return reply.redirect('/signin', 303);
+        let fastPassOptions: unknown;
+        if (chosen.factor_type === 'webauthn') {
+          // The live challenge of this transaction for the factor, or a new one.
+          const challenged =
+            t.challenge?.factor.id === chosen.id ? result : await authn.challengeWebAuthn(t.stateToken, chosen.id);
+          if (challenged.kind !== 'transaction' || !challenged.txn.challenge) {
+            const why = challenged.kind === 'error' ? challenged.causes?.join(' ') : undefined;
+            return sendPage(
+              reply,
+              <VerifyPage
+                ctx={ctx}
+                user={t.user}
+                factors={t.factors}
+                chosen={chosen}
+                error={why || 'FastPass cannot be used here. Choose another method.'}
+              />,
+              403,
+            );
+          }
+          fastPassOptions = challenged.txn.challenge.options;
+        }
         return sendPage(
           reply,
-          <VerifyPage ctx={ctx} user={t.user} factors={t.factors} chosen={chosen} error={errors.text} />,
+          <VerifyPage
+            ctx={ctx}
+            user={t.user}
+            factors={t.factors}
+            chosen={chosen}
+            fastPassOptions={fastPassOptions}
+            error={errors.text}
+          />,
           status,
         );
       }
@@ -329,6 +384,38 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
     return proceed(req, reply, result, (msg) =>
       renderTransaction(req, reply, { text: msg, ...(body?.factorId ? { chosen: body.factorId } : {}) }, 403),
     );
+  });
+
+  // FastPass: the browser's answer to the options on the page, as JSON in `response`.
+  const fastPassForm = (req: FastifyRequest) =>
+    form({ factorId: formString(40), response: formString(RESPONSE_FIELD_MAX) }, req.body);
+  const noAnswer = 'FastPass did not answer. Choose the button and follow the prompt of your computer.';
+
+  app.post('/signin/enroll/webauthn', { preHandler: app.csrfProtection }, async (req, reply) => {
+    const body = fastPassForm(req);
+    const registration = body ? parseRegistrationJson(body.response) : undefined;
+    if (!body || !registration) return renderTransaction(req, reply, { text: noAnswer }, 400);
+    const result = await authn.activateWebAuthn(
+      req.cookies[txnCookie] ?? '',
+      body.factorId,
+      registration,
+      deviceContext(req, reply),
+    );
+    return proceed(req, reply, result, (msg) => renderTransaction(req, reply, { text: msg }, 403));
+  });
+
+  app.post('/signin/verify/webauthn', { preHandler: app.csrfProtection }, async (req, reply) => {
+    const body = fastPassForm(req);
+    const assertion = body ? parseAssertionJson(body.response) : undefined;
+    const chosen = body?.factorId ? { chosen: body.factorId } : {};
+    if (!body || !assertion) return renderTransaction(req, reply, { text: noAnswer, ...chosen }, 400);
+    const result = await authn.verifyWebAuthn(
+      req.cookies[txnCookie] ?? '',
+      body.factorId,
+      assertion,
+      deviceContext(req, reply),
+    );
+    return proceed(req, reply, result, (msg) => renderTransaction(req, reply, { text: msg, ...chosen }, 403));
   });
 
   app.post('/signin/cancel', { preHandler: app.csrfProtection }, async (req, reply) => {

@@ -1,3 +1,7 @@
+import type {
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+} from '@simplewebauthn/server';
 import { SIGN_IN_STATUSES } from '../accounts/model.ts';
 import type { UserRow } from '../accounts/repository.ts';
 import { createUserEventRecorder } from '../audit/record.ts';
@@ -12,11 +16,35 @@ import type { EmailLinkPurpose } from './email-links.ts';
 import type { PasswordHasher } from './factors/password/hashing.ts';
 import { checkNewPassword, checkRecoveryAnswer, normalizeRecoveryAnswer } from './factors/password/policy.ts';
 import type { FactorRow } from './factors/repository.ts';
+import {
+  isRetiredFactorType,
+  noLongerWorksMessage,
+  notEnrollableMessage,
+  retiredFactors,
+  usableFactors,
+} from './factors/retired.ts';
 import type { SeedVault } from './factors/totp/seed.ts';
+import type { AssertionInput, RegistrationInput } from './factors/webauthn/ceremony.ts';
+import {
+  createFastPass,
+  type FastPass,
+  fastPassMessage,
+  fastPassName,
+  SIGN_COUNT_MESSAGE,
+  WEBAUTHN,
+} from './factors/webauthn/fastpass.ts';
+import { type WebAuthnSupport, webAuthnSupportFor } from './factors/webauthn/relying-party.ts';
+import { bindingOfTransaction } from './factors/webauthn/repository.ts';
 import type { TransactionRow } from './token-repository.ts';
 
 /** Okta Authentication API transaction states that this system uses. */
-export type TransactionStatus = 'PASSWORD_RESET' | 'MFA_ENROLL' | 'MFA_ENROLL_ACTIVATE' | 'MFA_REQUIRED' | 'RECOVERY';
+export type TransactionStatus =
+  | 'PASSWORD_RESET'
+  | 'MFA_ENROLL'
+  | 'MFA_ENROLL_ACTIVATE'
+  | 'MFA_REQUIRED'
+  | 'MFA_CHALLENGE'
+  | 'RECOVERY';
 
 /** Why a transaction exists; decides what PASSWORD_RESET asks for and where it leads. */
 export type TransactionFlow = 'signin' | 'activation' | 'recovery_password' | 'recovery_unlock';
@@ -25,7 +53,23 @@ export type TransactionFlow = 'signin' | 'activation' | 'recovery_password' | 'r
 export const ENROLLABLE_FACTORS = [
   { factorType: 'token:software:totp', provider: 'GOOGLE', label: 'Google Authenticator' },
   { factorType: 'token:software:totp', provider: 'OKTA', label: 'Okta Verify (code)' },
+  { factorType: WEBAUTHN.factorType, provider: WEBAUTHN.provider, label: 'FastPass' },
 ] as const;
+export type EnrollableFactor = (typeof ENROLLABLE_FACTORS)[number];
+
+/** The factors that can be enrolled here: FastPass only where the browser can use WebAuthn. */
+export function enrollableFactors(support: WebAuthnSupport): EnrollableFactor[] {
+  return ENROLLABLE_FACTORS.filter((f) => f.factorType !== WEBAUTHN.factorType || support.available);
+}
+
+/**
+ * The WebAuthn relying party sign-in and the profile use: the one given, or the idp public URL's
+ * (the environment the attempt guard issues links for).
+ */
+export function webAuthnSupportOf(deps: Pick<AuthnDeps, 'webauthn' | 'attempts'>): WebAuthnSupport {
+  const env = deps.attempts.environment;
+  return deps.webauthn ?? webAuthnSupportFor(env.idp.publicUrl, `TRAQS ${env.label}`);
+}
 
 /** Who is asking: recorded in the audit log and in notification emails. */
 export interface RequestContext {
@@ -51,6 +95,11 @@ export interface AuthnDeps {
   notifier: Notifier;
   /** The consecutive-failure counter and lockout that every password and code check shares. */
   attempts: AttemptGuard;
+  /**
+   * The WebAuthn relying party (FastPass): the host and origin of the idp public URL. Absent, it is
+   * derived from the environment of `attempts`.
+   */
+  webauthn?: WebAuthnSupport;
 }
 
 export interface Enrollment {
@@ -72,6 +121,14 @@ export interface TransactionView {
   factors: FactorRow[];
   /** MFA_ENROLL_ACTIVATE: the factor being enrolled and its secret. */
   enrollment?: Enrollment;
+  /** MFA_ENROLL_ACTIVATE for FastPass: the pending factor and the options for `credentials.create()`. */
+  webauthnEnrollment?: { factor: FactorRow; options: PublicKeyCredentialCreationOptionsJSON };
+  /** MFA_CHALLENGE: the FastPass factor challenged and the options for `credentials.get()`. */
+  challenge?: { factor: FactorRow; options: PublicKeyCredentialRequestOptionsJSON };
+  /** MFA_ENROLL: the user's retired enrollments (imported SMS, voice), which sign-in no longer offers. */
+  retiredFactors?: FactorRow[];
+  /** MFA_REQUIRED / MFA_CHALLENGE: the credential id of each FastPass factor (Okta's `profile.credentialId`). */
+  credentialIds?: Map<string, string>;
 }
 
 export type AuthnResult =
@@ -114,6 +171,7 @@ export function createAuthnService(deps: AuthnDeps) {
   const { store, policy, clock, random, passwords, seeds } = deps;
   const ttl = policy.transactionMinutes * 60_000;
   const audit = createUserEventRecorder(clock);
+  const fastPass: FastPass = createFastPass({ support: webAuthnSupportOf(deps), clock, random });
 
   /**
    * The transaction as the API and pages show it. `known` passes what the caller already read in
@@ -131,16 +189,37 @@ export function createAuthnService(deps: AuthnDeps) {
     const flow = row.flow as TransactionFlow;
     const txn: TransactionView = { stateToken, expiresAt: row.expires_at, status, flow, user, factors: [] };
     if (status === 'RECOVERY' && user.recovery_question) txn.recoveryQuestion = user.recovery_question;
-    if (status === 'MFA_REQUIRED') {
-      txn.factors = orderFactors(
-        known.activeFactors ?? (await repos.factors.listActiveFactors(user.id)),
-        user.last_factor_type,
-      );
+    if (status === 'MFA_REQUIRED' || status === 'MFA_CHALLENGE') {
+      const active = known.activeFactors ?? (await repos.factors.listActiveFactors(user.id));
+      txn.factors = orderFactors(usableFactors(active), user.last_factor_type);
+      if (txn.factors.some((f) => f.factor_type === WEBAUTHN.factorType)) {
+        const credentials = await repos.factors.webauthn.listCredentials(user.id);
+        txn.credentialIds = new Map(credentials.map((c) => [c.factor_id, c.credential_id]));
+      }
+      const challenged = status === 'MFA_CHALLENGE' ? txn.factors.find((f) => f.id === row.factor_id) : undefined;
+      if (challenged?.factor_type === WEBAUTHN.factorType) {
+        const options = await fastPass.authenticationOptions(
+          repos,
+          bindingOfTransaction(row.token_hash),
+          user,
+          challenged,
+          false,
+        );
+        if (options) txn.challenge = { factor: challenged, options };
+      }
+    }
+    if (status === 'MFA_ENROLL') {
+      const active = known.activeFactors ?? (await repos.factors.listActiveFactors(user.id));
+      const retired = retiredFactors(active);
+      if (retired.length) txn.retiredFactors = retired;
     }
     if (status === 'MFA_ENROLL_ACTIVATE' && row.factor_id) {
       const factor = await repos.factors.findFactor(user.id, row.factor_id);
       if (factor?.secret_enc) {
         txn.enrollment = { factor, ...seeds.describe({ id: factor.id, secret_enc: factor.secret_enc }, user.login) };
+      } else if (factor?.factor_type === WEBAUTHN.factorType && factor.status === 'PENDING_ACTIVATION') {
+        const options = await fastPass.registrationOptions(repos, bindingOfTransaction(row.token_hash), user, factor);
+        if (options) txn.webauthnEnrollment = { factor, options };
       }
     }
     return { kind: 'transaction', txn };
@@ -190,7 +269,8 @@ export function createAuthnService(deps: AuthnDeps) {
     ctx?: RequestContext,
   ) {
     const factors = await repos.factors.listActiveFactors(user.id);
-    const status = factors.length ? 'MFA_REQUIRED' : 'MFA_ENROLL';
+    // Retired factors (SMS, voice) do not count: their owners enroll a current one (DESIGN).
+    const status = usableFactors(factors).length ? 'MFA_REQUIRED' : 'MFA_ENROLL';
     const device = ctx ? hashBearerSecret(deviceKey(ctx)) : null;
     return startTransaction(repos, user, status, amr, emailTokenHash, 'signin', factors, device);
   }
@@ -628,7 +708,7 @@ export function createAuthnService(deps: AuthnDeps) {
       const flow: TransactionFlow = row.purpose === 'recovery_password' ? 'recovery_password' : 'recovery_unlock';
       return store.transaction(async (repos) => {
         if (policy.recoveryVerification === 'factor') {
-          const factors = await repos.factors.listActiveFactors(user.id);
+          const factors = usableFactors(await repos.factors.listActiveFactors(user.id));
           if (!factors.length) {
             return fail('FORBIDDEN', [
               'No sign-in method is enrolled to confirm it is you. Call technical support to recover the account.',
@@ -658,7 +738,19 @@ export function createAuthnService(deps: AuthnDeps) {
       if (!check.ok) return recoveryFailure(row, user.id, attempts, 'answer', ctx, {});
       return completeRecoveryProof(stateToken, row, user, ctx);
     },
-    /** `POST /api/v1/authn/factors {stateToken, factorType, provider}`: begin enrolling TOTP. */
+    /** Whether FastPass can be set up here, and why not when it cannot. */
+    webauthnSupport: fastPass.support,
+
+    /** The day SMS and voice were retired (`policy.retiredFactorsDate`), for the pages' wording. */
+    retiredFactorsDate: policy.retiredFactorsDate,
+
+    /** The factors the enrollment choice offers (the API's MFA_ENROLL list, the page's buttons). */
+    enrollableFactors: () => enrollableFactors(fastPass.support),
+
+    /**
+     * `POST /api/v1/authn/factors {stateToken, factorType, provider}`: begin enrolling TOTP or
+     * FastPass (`webauthn`/`FIDO`, whose registration options the MFA_ENROLL_ACTIVATE view carries).
+     */
     async enrollFactor(
       stateToken: string,
       factorType: string,
@@ -668,23 +760,25 @@ export function createAuthnService(deps: AuthnDeps) {
       const row = await loadTransaction(stateToken);
       if (!row) return fail('INVALID_TOKEN');
       if (row.status !== 'MFA_ENROLL' && row.status !== 'MFA_ENROLL_ACTIVATE') return fail('WRONG_STATE');
+      if (isRetiredFactorType(factorType)) return fail('VALIDATION', [notEnrollableMessage(factorType, policy)]);
+      if (factorType === WEBAUTHN.factorType && !fastPass.support.available) {
+        return fail('VALIDATION', [fastPass.support.reason]);
+      }
       const choice = ENROLLABLE_FACTORS.find((f) => f.factorType === factorType && f.provider === provider);
       if (!choice) {
-        const retired = factorType === 'sms' || factorType === 'call';
-        return fail('VALIDATION', [
-          retired
-            ? `${factorType === 'sms' ? 'SMS' : 'Voice call'} authentication was retired and can no longer be enrolled.`
-            : `factorType/provider: ${factorType}/${provider} is not an enrollable factor.`,
-        ]);
+        return fail('VALIDATION', [`factorType/provider: ${factorType}/${provider} is not an enrollable factor.`]);
       }
       const now = clock();
       return store.transaction(async (repos) => {
         await repos.factors.deletePendingFactors(row.user_id);
-        const factor = seeds.pendingFactor(
-          { userId: row.user_id, factorType: choice.factorType, provider: choice.provider, name: choice.label },
-          random,
-          now,
-        );
+        const factor =
+          choice.factorType === WEBAUTHN.factorType
+            ? fastPass.pendingFactor(row.user_id, fastPassName(ctx.userAgent), now)
+            : seeds.pendingFactor(
+                { userId: row.user_id, factorType: choice.factorType, provider: choice.provider, name: choice.label },
+                random,
+                now,
+              );
         await repos.factors.createFactor(factor);
         const moved = await repos.tokens.advanceTransaction(
           row.token_hash,
@@ -702,12 +796,26 @@ export function createAuthnService(deps: AuthnDeps) {
       });
     },
 
-    /** `POST /api/v1/authn/previous`: back from MFA_ENROLL_ACTIVATE to the factor choice. */
+    /**
+     * `POST /api/v1/authn/previous`: back from MFA_ENROLL_ACTIVATE to the factor choice, or from
+     * MFA_CHALLENGE to the list of factors.
+     */
     async previous(stateToken: string): Promise<AuthnResult> {
       const row = await loadTransaction(stateToken);
       if (!row) return fail('INVALID_TOKEN');
-      if (row.status !== 'MFA_ENROLL_ACTIVATE') return fail('WRONG_STATE');
       const now = clock();
+      if (row.status === 'MFA_CHALLENGE') {
+        const moved = await store.repos.tokens.advanceTransaction(
+          row.token_hash,
+          row.status,
+          { status: 'MFA_REQUIRED', factorId: null },
+          now,
+        );
+        if (!moved) return fail('INVALID_TOKEN');
+        const updated = await store.repos.tokens.findTransaction(row.token_hash, now);
+        return updated ? view(store.repos, stateToken, updated) : fail('INVALID_TOKEN');
+      }
+      if (row.status !== 'MFA_ENROLL_ACTIVATE') return fail('WRONG_STATE');
       return store.transaction(async (repos) => {
         await repos.factors.deletePendingFactors(row.user_id);
         if (
@@ -737,10 +845,13 @@ export function createAuthnService(deps: AuthnDeps) {
     ): Promise<AuthnResult> {
       const row = await loadTransaction(stateToken);
       if (!row) return fail('INVALID_TOKEN');
-      const expected = mode === 'activate' ? 'MFA_ENROLL_ACTIVATE' : 'MFA_REQUIRED';
-      if (row.status !== expected) return fail('WRONG_STATE');
+      const allowed = mode === 'activate' ? ['MFA_ENROLL_ACTIVATE'] : ['MFA_REQUIRED', 'MFA_CHALLENGE'];
+      if (!allowed.includes(row.status)) return fail('WRONG_STATE');
       if (mode === 'activate' && row.factor_id !== factorId) return fail('NOT_FOUND');
       const factor = await store.repos.factors.findFactor(row.user_id, factorId);
+      if (factor && isRetiredFactorType(factor.factor_type)) {
+        return fail('FORBIDDEN', [noLongerWorksMessage(factor.factor_type, policy)]);
+      }
       const wantStatus = mode === 'activate' ? 'PENDING_ACTIVATION' : 'ACTIVE';
       if (
         !factor ||
@@ -797,6 +908,188 @@ export function createAuthnService(deps: AuthnDeps) {
         // A verified factor in sign-in is recorded once, as the sign-in itself (`sso`, with the factor).
         return succeed(repos, row.token_hash, user, amr, factorKey, ctx, factor.id, row.device_hash);
       });
+    },
+
+    /**
+     * `POST …/factors/{id}/verify {stateToken}` for a FastPass factor: a new challenge for it, bound
+     * to this transaction (MFA_CHALLENGE with the options for `navigator.credentials.get()`).
+     */
+    async challengeWebAuthn(stateToken: string, factorId: string): Promise<AuthnResult> {
+      const row = await loadTransaction(stateToken);
+      if (!row) return fail('INVALID_TOKEN');
+      if (row.status !== 'MFA_REQUIRED' && row.status !== 'MFA_CHALLENGE') return fail('WRONG_STATE');
+      const factor = await store.repos.factors.findFactor(row.user_id, factorId);
+      if (factor?.status !== 'ACTIVE') return fail('NOT_FOUND');
+      if (isRetiredFactorType(factor.factor_type)) {
+        return fail('FORBIDDEN', [noLongerWorksMessage(factor.factor_type, policy)]);
+      }
+      // The other factors are verified in one step, with their code.
+      if (factor.factor_type !== WEBAUTHN.factorType) return fail('VALIDATION', ['passCode: Required']);
+      if (!fastPass.support.available) return fail('FORBIDDEN', [fastPass.support.reason]);
+      const user = await store.repos.users.findUserById(row.user_id);
+      if (!user) return fail('INVALID_TOKEN');
+      const now = clock();
+      const moved = await store.repos.tokens.advanceTransaction(
+        row.token_hash,
+        row.status,
+        { status: 'MFA_CHALLENGE', factorId: factor.id },
+        now,
+      );
+      if (!moved) return fail('INVALID_TOKEN');
+      // Always a new challenge when asked for one; the view then shows it.
+      await fastPass.authenticationOptions(store.repos, bindingOfTransaction(row.token_hash), user, factor, true);
+      const updated = await store.repos.tokens.findTransaction(row.token_hash, now);
+      return updated ? view(store.repos, stateToken, updated, { user }) : fail('INVALID_TOKEN');
+    },
+
+    /**
+     * `…/factors/{id}/lifecycle/activate {stateToken, attestation, clientData}` for FastPass: checks
+     * the registration against this transaction's challenge (single use), stores the credential and
+     * completes the sign-in with `amr` `hwk` + `mfa` (RFC 8176).
+     */
+    async activateWebAuthn(
+      stateToken: string,
+      factorId: string,
+      registration: RegistrationInput,
+      ctx: RequestContext,
+    ): Promise<AuthnResult> {
+      const row = await loadTransaction(stateToken);
+      if (!row) return fail('INVALID_TOKEN');
+      if (row.status !== 'MFA_ENROLL_ACTIVATE') return fail('WRONG_STATE');
+      if (row.factor_id !== factorId) return fail('NOT_FOUND');
+      const factor = await store.repos.factors.findFactor(row.user_id, factorId);
+      if (factor?.status !== 'PENDING_ACTIVATION' || factor.factor_type !== WEBAUTHN.factorType) {
+        return fail('NOT_FOUND');
+      }
+      const user = await store.repos.users.findUserById(row.user_id);
+      if (!user) return fail('INVALID_TOKEN');
+      const attempt = await reserveAttempt(user.id);
+      if (attempt === null) {
+        await store.repos.tokens.endTransaction(row.token_hash, clock());
+        return { kind: 'locked', user };
+      }
+      const checked = await fastPass.checkRegistration(
+        store.repos,
+        bindingOfTransaction(row.token_hash),
+        factor,
+        registration,
+      );
+      if (!checked.ok) {
+        const locked = await failedAttempt(user.id, attempt, ctx, 'user.mfa.factor.activate', {
+          factor: WEBAUTHN.factorType,
+          factorId: factor.id,
+          reason: checked.reason,
+          ...(checked.detail ? { detail: checked.detail } : {}),
+        });
+        if (locked) return lockedResult(user);
+        return fail('INVALID_PASSCODE', [fastPassMessage(checked.reason)]);
+      }
+      const now = clock();
+      const amr = [...new Set([...(JSON.parse(row.amr) as string[]), 'hwk', 'mfa'])];
+      return store.transaction(async (repos) => {
+        if (!(await repos.factors.activatePendingFactor(factor.id, now))) return fail('INVALID_TOKEN');
+        await repos.factors.webauthn.saveCredential(checked.credential);
+        await audit(repos, ctx, 'user.mfa.factor.activate', 'success', user.id, {
+          factorId: factor.id,
+          provider: factor.provider,
+          name: factor.name,
+        });
+        await deps.notifier.factorEnrolled(repos, user, factor, ctx);
+        return succeed(
+          repos,
+          row.token_hash,
+          user,
+          amr,
+          `${WEBAUTHN.factorType}:${WEBAUTHN.provider}`,
+          ctx,
+          factor.id,
+          row.device_hash,
+        );
+      });
+    },
+
+    /**
+     * `…/factors/{id}/verify {stateToken, clientData, authenticatorData, signatureData}` for
+     * FastPass: the assertion must answer this transaction's live challenge (consumed first, so a
+     * replay fails), verify the user and carry a signature counter above the last one; a counter
+     * that goes backwards is refused and the user alerted by email. Success: `amr` `hwk` + `mfa`.
+     */
+    async verifyWebAuthn(
+      stateToken: string,
+      factorId: string,
+      assertion: AssertionInput,
+      ctx: RequestContext,
+    ): Promise<AuthnResult> {
+      const row = await loadTransaction(stateToken);
+      if (!row) return fail('INVALID_TOKEN');
+      if (row.status !== 'MFA_REQUIRED' && row.status !== 'MFA_CHALLENGE') return fail('WRONG_STATE');
+      const factor = await store.repos.factors.findFactor(row.user_id, factorId);
+      if (factor?.status !== 'ACTIVE' || factor.factor_type !== WEBAUTHN.factorType) return fail('NOT_FOUND');
+      const user = await store.repos.users.findUserById(row.user_id);
+      if (!user) return fail('INVALID_TOKEN');
+      const recovery = row.flow === 'recovery_password' || row.flow === 'recovery_unlock';
+      const attempt = recovery ? await countRecoveryAttempt(row) : await reserveAttempt(user.id);
+      if (attempt === null || attempt > policy.maxFailedAttempts) {
+        await store.repos.tokens.endTransaction(row.token_hash, clock());
+        return recovery
+          ? fail('INVALID_TOKEN', [], 'Too many failed attempts. Request a new link.')
+          : { kind: 'locked', user };
+      }
+      const checked = await fastPass.checkAssertion(
+        store.repos,
+        bindingOfTransaction(row.token_hash),
+        factor,
+        assertion,
+      );
+      if (!checked.ok) {
+        const details: Record<string, unknown> = { factor: WEBAUTHN.factorType, factorId: factor.id };
+        if (checked.reason === 'SIGN_COUNT_REGRESSED') {
+          Object.assign(details, { reason: checked.reason, stored: checked.stored, reported: checked.reported });
+          // A possible clone: the owner hears of it at once, with the "this wasn't me" link.
+          await store.transaction(async (repos) => {
+            await audit(repos, ctx, 'user.mfa.factor.suspected_clone', 'denied', user.id, details);
+            await deps.notifier.signCounterRegressed(repos, user, factor.name, ctx);
+          });
+        } else {
+          Object.assign(details, { reason: checked.reason, ...(checked.detail ? { detail: checked.detail } : {}) });
+        }
+        const message =
+          checked.reason === 'SIGN_COUNT_REGRESSED' ? SIGN_COUNT_MESSAGE : fastPassMessage(checked.reason);
+        if (recovery) {
+          const r = await recoveryFailure(row, user.id, attempt, 'code', ctx, details);
+          return r.kind === 'error' && r.error === 'INVALID_PASSCODE' ? fail('INVALID_PASSCODE', [message]) : r;
+        }
+        const locked = await failedAttempt(user.id, attempt, ctx, 'user.authentication.auth_via_mfa', details);
+        if (locked) return lockedResult(user);
+        return fail('INVALID_PASSCODE', [message]);
+      }
+      const now = clock();
+      // Compare-and-set: of two assertions racing with the same counter, only one gets through.
+      if (
+        !(await store.repos.factors.webauthn.advanceSignCount(
+          factor.id,
+          checked.credential.sign_count,
+          checked.signCount,
+        ))
+      ) {
+        if (!recovery) await store.repos.users.releaseAttempt(user.id);
+        return fail('INVALID_PASSCODE', [fastPassMessage('CHALLENGE')]);
+      }
+      await store.repos.factors.markFactorUsed(factor.id, now);
+      if (recovery) return completeRecoveryProof(stateToken, row, user, ctx);
+      const amr = [...new Set([...(JSON.parse(row.amr) as string[]), 'hwk', 'mfa'])];
+      return store.transaction((repos) =>
+        succeed(
+          repos,
+          row.token_hash,
+          user,
+          amr,
+          `${WEBAUTHN.factorType}:${WEBAUTHN.provider}`,
+          ctx,
+          factor.id,
+          row.device_hash,
+        ),
+      );
     },
 
     /** `POST /api/v1/authn/cancel`. */

@@ -2,13 +2,16 @@ import type { UserRow } from '../accounts/repository.ts';
 import { Csrf, Field, Layout, type PageContext } from '../web/layout.tsx';
 import type { FactorRow } from './factors/repository.ts';
 import {
+  FASTPASS_SCRIPT,
   FactorChoices,
+  FastPassForm,
   factorLabel,
   NewPasswordField,
   OtherMethods,
   PassCodeField,
   TotpSetup,
 } from './factors/views.tsx';
+import type { EnrollableFactor } from './service.ts';
 
 export function SignInPage(props: { ctx: PageContext; username?: string; error?: string; notice?: string }) {
   return (
@@ -165,23 +168,87 @@ export function PasswordSetupPage(props: {
   );
 }
 
-export function EnrollChoicePage(props: { ctx: PageContext; user: UserRow; error?: string }) {
+export function EnrollChoicePage(props: {
+  ctx: PageContext;
+  user: UserRow;
+  choices: readonly EnrollableFactor[];
+  /** Why FastPass is not offered, when it is not. */
+  fastPassUnavailable?: string | undefined;
+  /** Why the user is here although they had a method (it was retired). */
+  notice?: string | undefined;
+  /** `policy.retiredFactorsDate`. */
+  retiredSince: string;
+  error?: string | undefined;
+}) {
   return (
     <Layout ctx={props.ctx} title="Set up multifactor authentication">
       <div class="card">
         <h1>Set up multifactor authentication</h1>
+        {props.notice ? (
+          <p class="notice" id="retired-notice" role="status">
+            {props.notice}
+          </p>
+        ) : null}
         <p>
-          A second factor is required for every sign-in. Choose an authenticator app; you can add more methods later
-          from your profile. We recommend enrolling more than one so a lost phone does not lock you out.
+          A second factor is required for every sign-in. Choose a method; you can add more later from your profile. We
+          recommend enrolling more than one so a lost phone or computer does not lock you out.
         </p>
         {props.error ? (
           <p class="alert" role="alert">
             {props.error}
           </p>
         ) : null}
-        <FactorChoices ctx={props.ctx} action="/signin/enroll" withFactorType />
-        <p class="hint">SMS and voice call authentication were retired on 31 December 2025 and cannot be enrolled.</p>
+        <FactorChoices
+          ctx={props.ctx}
+          action="/signin/enroll"
+          choices={props.choices}
+          withFactorType
+          fastPassUnavailable={props.fastPassUnavailable}
+        />
+        <p class="hint">
+          SMS and voice call authentication were retired on {props.retiredSince} and cannot be enrolled.
+        </p>
         <CancelForm ctx={props.ctx} />
+      </div>
+    </Layout>
+  );
+}
+
+/** Setting up FastPass at sign-in: one button, then the computer's own prompt. */
+export function EnrollFastPassPage(props: {
+  ctx: PageContext;
+  factor: FactorRow;
+  options: unknown;
+  error?: string | undefined;
+}) {
+  return (
+    <Layout ctx={props.ctx} title="Set up FastPass" scripts={[FASTPASS_SCRIPT]}>
+      <div class="card">
+        <h1>Set up FastPass</h1>
+        <ol>
+          <li>Choose the button below.</li>
+          <li>
+            Your computer asks you to confirm it is you: Windows Hello (face, fingerprint or PIN), Touch ID, or your
+            device PIN.
+          </li>
+          <li>From then on, sign in on this computer by confirming the same way. It works only on this computer.</li>
+        </ol>
+        <FastPassForm
+          ctx={props.ctx}
+          action="/signin/enroll/webauthn"
+          mode="register"
+          options={props.options}
+          buttonLabel="Set up FastPass on this computer"
+          error={props.error}
+        >
+          <input type="hidden" name="factorId" value={props.factor.id} />
+        </FastPassForm>
+        <form method="post" action="/signin/enroll/back">
+          <Csrf ctx={props.ctx} />
+          <button type="submit" class="secondary">
+            Choose another method
+          </button>
+        </form>
       </div>
     </Layout>
   );
@@ -224,22 +291,46 @@ export function VerifyPage(props: {
   user: UserRow;
   factors: FactorRow[];
   chosen: FactorRow;
-  error?: string;
+  /** For a FastPass factor: the options for `navigator.credentials.get()`. */
+  fastPassOptions?: unknown;
+  error?: string | undefined;
 }) {
+  const fastPass = props.fastPassOptions !== undefined;
   return (
-    <Layout ctx={props.ctx} title="Verify it's you">
+    <Layout ctx={props.ctx} title="Verify it's you" scripts={fastPass ? [FASTPASS_SCRIPT] : []}>
       <div class="card">
         <h1>Verify it's you</h1>
-        <p>
-          Signing in as <strong>{props.user.login}</strong>. Enter the code from{' '}
-          <strong>{factorLabel(props.chosen)}</strong>.
-        </p>
-        <form method="post" action="/signin/verify" novalidate>
-          <Csrf ctx={props.ctx} />
-          <input type="hidden" name="factorId" value={props.chosen.id} />
-          <PassCodeField error={props.error} />
-          <button type="submit">Verify</button>
-        </form>
+        {fastPass ? (
+          <>
+            <p>
+              Signing in as <strong>{props.user.login}</strong> with <strong>{factorLabel(props.chosen)}</strong>.
+              Choose the button, then confirm with Windows Hello, Touch ID or your device PIN.
+            </p>
+            <FastPassForm
+              ctx={props.ctx}
+              action="/signin/verify/webauthn"
+              mode="authenticate"
+              options={props.fastPassOptions}
+              buttonLabel="Sign in with FastPass"
+              error={props.error}
+            >
+              <input type="hidden" name="factorId" value={props.chosen.id} />
+            </FastPassForm>
+          </>
+        ) : (
+          <>
+            <p>
+              Signing in as <strong>{props.user.login}</strong>. Enter the code from{' '}
+              <strong>{factorLabel(props.chosen)}</strong>.
+            </p>
+            <form method="post" action="/signin/verify" novalidate>
+              <Csrf ctx={props.ctx} />
+              <input type="hidden" name="factorId" value={props.chosen.id} />
+              <PassCodeField error={props.error} />
+              <button type="submit">Verify</button>
+            </form>
+          </>
+        )}
         <OtherMethods
           factors={props.factors}
           chosen={props.chosen}

@@ -1,12 +1,15 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import { APPS, type App, ROLES, type Role, USER_STATUSES, type UserStatus } from '../accounts/model.ts';
+import { registerAdminCommands } from '../admin/cli.ts';
 import { type EnvironmentRuntime, openEnvironment } from '../app.ts';
+import { registerFactorCommands } from '../authn/factors/cli.ts';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import { migrateToLatest, openDatabase, sqlitePathFor } from '../db/database.ts';
 import { createSecretBox } from '../lib/secret-box.ts';
 import { rotateSigningKeys } from '../oauth/keys.ts';
 import { DEFAULT_SIGNED_TOKEN_LIFETIMES, type SignedTokenLifetimes } from '../oauth/lifetimes.ts';
+import { registerDataCommands } from '../refdata/cli.ts';
 import { serve } from '../serve.ts';
 
 /** Thrown for a user mistake: printed without a stack, exit code 2. */
@@ -21,6 +24,18 @@ function choice<T extends string>(allowed: readonly T[], what: string) {
     }
     return [...previous, value as T];
   };
+}
+
+/** Opens one environment (database migrated); the caller closes it. */
+async function openEnvironmentById(envId: string): Promise<EnvironmentRuntime> {
+  const config = loadConfig(process.env);
+  const environment = config.environments.find((e) => e.id === envId);
+  if (!environment) {
+    throw new UsageError(
+      `Unknown environment "${envId}" (configured: ${config.environments.map((e) => e.id).join(', ')})`,
+    );
+  }
+  return openEnvironment(config, environment, { logger: pino({ level: 'error' }) });
 }
 
 /** Opens one environment (database migrated) for a command, and always closes it. */
@@ -418,6 +433,9 @@ export function buildCli(): Command {
         });
       });
     });
+  registerAdminCommands(program, withEnvironment);
+  registerFactorCommands(program, { withEnvironment, usageError: (message) => new UsageError(message) });
+  registerDataCommands(program, openEnvironmentById);
   return program;
 }
 

@@ -74,6 +74,17 @@ const policySchema = z
     programmaticSignInMaxAgeMinutes: z.number().positive().default(5),
     /** Per-IP limit on sign-in and recovery requests, per minute (OWASP ASVS 2.2.1). */
     authRequestsPerMinutePerIp: z.number().int().positive().default(60),
+    /**
+     * The day SMS and voice-call factors were retired (`YYYY-MM-DD`, from 00:00 UTC; FAQ: 31 December
+     * 2025). They cannot be enrolled; enrollments imported for migration (`traqs factor import`) are
+     * shown as retired and never offered at sign-in, and a user with nothing else enrolls a current
+     * method after the password.
+     */
+    retiredFactorsDate: z
+      .string()
+      .regex(/^\d{4}-\d{2}-\d{2}$/, 'a date as YYYY-MM-DD')
+      .refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)), 'a real calendar date')
+      .default('2025-12-31'),
   })
   .strict();
 

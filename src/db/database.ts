@@ -7,6 +7,9 @@ import * as m0001 from './migrations/0001-initial.ts';
 import * as m0002 from './migrations/0002-oauth.ts';
 import * as m0003 from './migrations/0003-api-tokens.ts';
 import * as m0004 from './migrations/0004-reference-data.ts';
+import * as m0005 from './migrations/0005-admin.ts';
+import * as m0006 from './migrations/0006-webauthn.ts';
+import * as m0007 from './migrations/0007-portal-download-token.ts';
 import type { Database } from './schema.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -97,6 +100,9 @@ const migrations = {
   '0002-oauth': m0002,
   '0003-api-tokens': m0003,
   '0004-reference-data': m0004,
+  '0005-admin': m0005,
+  '0006-webauthn': m0006,
+  '0007-portal-download-token': m0007,
 };
 
 /** Applies every pending migration; throws with the failing migration's name. */

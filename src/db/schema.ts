@@ -245,6 +245,9 @@ export interface PortalSessionsTable {
   ip: string | null;
   user_agent: string | null;
   revoked_at: number | null;
+  /** The user's access token for the download API (Manual page), sealed; null until obtained. */
+  download_token_sealed: string | null;
+  download_token_expires_at: number | null;
 }
 
 /** A reference-data file the download service serves (`0004-reference-data`). */
@@ -271,6 +274,83 @@ export interface EntitlementsTable {
   granted_at: number;
 }
 
+/** A request of a firm's SAA for Operations (`0005-admin`). */
+export interface AdminRequestsTable {
+  id: string;
+  firm_id: string;
+  /** `new_user` or `deactivate`. */
+  kind: string;
+  /** JSON: `{email, firstName, lastName, apps}` for `new_user`, `{userId}` for `deactivate`. */
+  payload: string;
+  /** The user to deactivate, or the user an approved `new_user` request created. */
+  target_user_id: string | null;
+  /** The SAA's user id, or the id of the `saa` API token that asked. */
+  requested_by: string;
+  /** `pending`, `approved` or `rejected`. */
+  status: string;
+  decided_by: string | null;
+  /** Why it was rejected (or a note on the approval). */
+  reason: string | null;
+  created_at: number;
+  decided_at: number | null;
+}
+
+/** `SSWS` tokens of the management API (`0005-admin`); only the SHA-256 of a token is kept. */
+export interface ManagementApiTokensTable {
+  /** Okta-style id (`00T…`), shown in lists and the audit log. */
+  id: string;
+  name: string;
+  token_hash: string;
+  /** `saa`, `operations`, `support` or `admin`. */
+  role: string;
+  /** The firm of an `saa` token; null for the other roles. */
+  firm_id: string | null;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+/** The credential of a `webauthn` factor (FastPass), one per factor (`0006-webauthn`). */
+export interface WebAuthnCredentialsTable {
+  factor_id: string;
+  user_id: string;
+  /** base64url, as the browser reports it. */
+  credential_id: string;
+  /** base64url of the COSE public key. */
+  public_key: string;
+  /** The last signature counter seen; an assertion must report a higher one (WebAuthn §7.2 step 21). */
+  sign_count: number;
+  /** JSON array of transports (`internal`, `usb`, `hybrid`…). */
+  transports: string;
+  aaguid: string | null;
+  /** `singleDevice` or `multiDevice`. */
+  device_type: string | null;
+  backed_up: number;
+  created_at: number;
+}
+
+/** A WebAuthn challenge: single use, short-lived, bound to a transaction or a session (`0006-webauthn`). */
+export interface WebAuthnChallengesTable {
+  /** base64url, as sent in the options. */
+  challenge: string;
+  user_id: string;
+  /** `registration` or `authentication`. */
+  purpose: string;
+  /** `txn:<sha256 of the stateToken>` or `session:<sha256 of the session id>`. */
+  binding: string;
+  factor_id: string;
+  created_at: number;
+  expires_at: number;
+  consumed_at: number | null;
+}
+
+/** The phone number of an imported (retired) SMS or voice-call factor (`0006-webauthn`). */
+export interface FactorPhoneNumbersTable {
+  factor_id: string;
+  /** E.164, e.g. `+12125550100`. */
+  phone_number: string;
+}
+
 export interface Database {
   firms: FirmsTable;
   users: UsersTable;
@@ -292,4 +372,9 @@ export interface Database {
   portal_sessions: PortalSessionsTable;
   reference_files: ReferenceFilesTable;
   entitlements: EntitlementsTable;
+  admin_requests: AdminRequestsTable;
+  management_api_tokens: ManagementApiTokensTable;
+  webauthn_credentials: WebAuthnCredentialsTable;
+  webauthn_challenges: WebAuthnChallengesTable;
+  factor_phone_numbers: FactorPhoneNumbersTable;
 }

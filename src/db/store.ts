@@ -1,5 +1,8 @@
 import type { Kysely } from 'kysely';
 import { createUserRepository } from '../accounts/repository.ts';
+import { createManagementTokenRepository } from '../admin/management-token-repository.ts';
+import { createAdminQueryRepository } from '../admin/query-repository.ts';
+import { createRequestRepository } from '../admin/request-repository.ts';
 import { createAuditRepository } from '../audit/repository.ts';
 import { createFactorRepository } from '../authn/factors/repository.ts';
 import { createTokenRepository } from '../authn/token-repository.ts';
@@ -28,6 +31,9 @@ function createRepositories(db: Kysely<Database>, dialect: Dialect) {
     apiTokens: createApiTokenRepository(db),
     portalSessions: createPortalSessionRepository(db),
     refdata: createRefdataRepository(db),
+    requests: createRequestRepository(db),
+    managementTokens: createManagementTokenRepository(db),
+    adminQueries: createAdminQueryRepository(db),
   };
 }
 export type Repositories = ReturnType<typeof createRepositories>;

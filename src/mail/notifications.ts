@@ -5,7 +5,14 @@ import type { Repositories } from '../db/store.ts';
 import type { Clock } from '../lib/tokens.ts';
 import type { ApiRefreshTokenRow } from '../oauth/refresh-token-repository.ts';
 import { queueEmail } from './outbox.ts';
-import { type EmailContext, renderEmail, type TemplateData, type TemplateName } from './templates.ts';
+import {
+  type AdminTeam,
+  type EmailContext,
+  type EnrollmentOccasion,
+  renderEmail,
+  type TemplateData,
+  type TemplateName,
+} from './templates.ts';
 
 /**
  * The emails that state changes trigger. Each writes to the outbox through the caller's
@@ -27,6 +34,8 @@ export function createNotifier(
     });
   }
 
+  const change = (user: UserRow, by: AdminTeam) => ({ firstName: user.first_name, at: clock(), by });
+
   /** When, where and how, plus the "this wasn't me" link for this notification. */
   const activity = async (repos: Repositories, user: UserRow, req: RequestContext, source: TemplateName) => ({
     firstName: user.first_name,
@@ -37,8 +46,16 @@ export function createNotifier(
   });
 
   return {
-    enrollment: (repos: Repositories, user: UserRow, activationUrl: string, expiresAt: number, validDays: number) =>
+    enrollment: (
+      repos: Repositories,
+      user: UserRow,
+      activationUrl: string,
+      expiresAt: number,
+      validDays: number,
+      occasion?: EnrollmentOccasion,
+    ) =>
       send(repos, user, 'enrollment', {
+        ...(occasion ? { occasion } : {}),
         firstName: user.first_name,
         username: user.login,
         activationUrl,
@@ -58,6 +75,12 @@ export function createNotifier(
       send(repos, user, 'recoveryQuestionChanged', await activity(repos, user, req, 'recoveryQuestionChanged')),
     newSignIn: async (repos: Repositories, user: UserRow, method: string, req: RequestContext) =>
       send(repos, user, 'newSignIn', { ...(await activity(repos, user, req, 'newSignIn')), method }),
+    /** A FastPass assertion was refused because its signature counter went backwards. */
+    signCounterRegressed: async (repos: Repositories, user: UserRow, method: string, req: RequestContext) =>
+      send(repos, user, 'signCounterRegressed', {
+        ...(await activity(repos, user, req, 'signCounterRegressed')),
+        method,
+      }),
     accountLocked: async (
       repos: Repositories,
       user: UserRow,
@@ -100,6 +123,40 @@ export function createNotifier(
         lastUsedAt: token.last_used_at,
         programmaticUrl,
       }),
+
+    // Changes an administrator made (issue #7): the user hears who did it and whom to ask.
+    accountSuspended: (repos: Repositories, user: UserRow, by: AdminTeam) =>
+      send(repos, user, 'accountSuspended', change(user, by)),
+    accountUnsuspended: (repos: Repositories, user: UserRow, by: AdminTeam) =>
+      send(repos, user, 'accountUnsuspended', change(user, by)),
+    accountDeactivated: (repos: Repositories, user: UserRow, by: AdminTeam) =>
+      send(repos, user, 'accountDeactivated', change(user, by)),
+    accountUnlockedByAdmin: (repos: Repositories, user: UserRow, by: AdminTeam) =>
+      send(repos, user, 'accountUnlockedByAdmin', change(user, by)),
+    factorsReset: (repos: Repositories, user: UserRow, by: AdminTeam, methods: string[], all: boolean) =>
+      send(repos, user, 'factorsReset', { ...change(user, by), methods, all }),
+    passwordResetBySupport: (
+      repos: Repositories,
+      user: UserRow,
+      link: { url: string; expiresAt: number; validHours: number },
+    ) => send(repos, user, 'passwordResetBySupport', { firstName: user.first_name, ...link }),
+    switchedToFederated: (repos: Repositories, user: UserRow, by: AdminTeam) =>
+      send(repos, user, 'switchedToFederated', change(user, by)),
+    appAccessChanged: (repos: Repositories, user: UserRow, by: AdminTeam, app: string, assigned: boolean) =>
+      send(repos, user, 'appAccessChanged', { ...change(user, by), app, assigned }),
+    refreshTokenRevokedBySupport: (
+      repos: Repositories,
+      user: UserRow,
+      by: AdminTeam,
+      label: string,
+      programmaticUrl: string,
+    ) => send(repos, user, 'refreshTokenRevokedBySupport', { ...change(user, by), label, programmaticUrl }),
+    /** Sent to `user` at `to` (the old address too, when the email address itself changed). */
+    personalInfoChanged: (repos: Repositories, user: UserRow, by: AdminTeam, fields: string[], to?: string) =>
+      send(repos, to ? { ...user, email: to } : user, 'personalInfoChanged', { ...change(user, by), fields }),
+    /** To the SAA who made the request. */
+    requestDecided: (repos: Repositories, saa: UserRow, decision: Omit<TemplateData['requestDecided'], 'firstName'>) =>
+      send(repos, saa, 'requestDecided', { firstName: saa.first_name, ...decision }),
   };
 }
 export type Notifier = ReturnType<typeof createNotifier>;

@@ -27,10 +27,29 @@ export interface AccountActivity {
   reportUrl?: string;
 }
 
+/**
+ * Why an enrollment email goes out: a new account (the default), an account that is set up again
+ * after a deactivation, or one switched from federated to local sign-in.
+ */
+export type EnrollmentOccasion = 'new' | 'reactivated' | 'switched-to-local';
+
+/** Who at the operator did something to an account, as the email names them. */
+export type AdminTeam = 'operations' | 'support';
+
+/** An account change made by an administrator: when, and which team to contact about it. */
+export interface AdminChange {
+  firstName: string;
+  /** When it happened, epoch milliseconds. */
+  at: number;
+  by: AdminTeam;
+}
+
 /** The data of each template, by name. */
 export interface TemplateData {
   /** Sent when an account is created: the one-time activation link. */
   enrollment: {
+    /** Default `new`. */
+    occasion?: EnrollmentOccasion;
     firstName: string;
     username: string;
     /** The activation link; must be http(s). It carries a bearer secret. */
@@ -71,6 +90,11 @@ export interface TemplateData {
   recoveryQuestionChanged: AccountActivity;
   /** Account-activity notice: a sign-in from a browser not seen before for this user. */
   newSignIn: AccountActivity & { method: string };
+  /**
+   * Account-activity notice: a FastPass sign-in was refused because the authenticator's signature
+   * counter went backwards, a sign that the credential may have been copied (WebAuthn §7.2).
+   */
+  signCounterRegressed: AccountActivity & { method: string };
   /** Account-activity notice: a refresh token for programmatic access was issued (DESIGN "API access"). */
   refreshTokenIssued: AccountActivity & {
     /** The label the user gave the token, shown on the Programmatic page. */
@@ -91,6 +115,57 @@ export interface TemplateData {
     /** The Programmatic page, where a new token is obtained. */
     programmaticUrl: string;
   };
+  /** Operations suspended the account: no sign-in, no programmatic access until unsuspended. */
+  accountSuspended: AdminChange;
+  /** Operations lifted a suspension. */
+  accountUnsuspended: AdminChange;
+  /** Operations deactivated the account (for good, unless it is set up again). */
+  accountDeactivated: AdminChange;
+  /** Support or Operations unlocked a locked account. */
+  accountUnlockedByAdmin: AdminChange;
+  /** Support removed one or all sign-in methods (a lost device). */
+  factorsReset: AdminChange & {
+    /** Human-readable names of what was removed, e.g. "Google Authenticator". */
+    methods: string[];
+    /** Every method was removed: a new one is set up at the next sign-in. */
+    all: boolean;
+  };
+  /** Support sent a password-reset link at the user's request (support never sees a password). */
+  passwordResetBySupport: {
+    firstName: string;
+    url: string;
+    expiresAt: number;
+    validHours: number;
+  };
+  /** Support switched the account to the firm's single sign-on (federated). */
+  switchedToFederated: AdminChange;
+  /** Support gave or took access to an application. */
+  appAccessChanged: AdminChange & {
+    /** What the user knows the application as, e.g. "TRAQS website". */
+    app: string;
+    assigned: boolean;
+  };
+  /** Support revoked one of the user's refresh tokens for programmatic access. */
+  refreshTokenRevokedBySupport: AdminChange & {
+    label: string;
+    /** The Programmatic page, where a new token is obtained. */
+    programmaticUrl: string;
+  };
+  /** Operations changed the personal information of the account. */
+  personalInfoChanged: AdminChange & {
+    /** What changed, in words ("First name", "Email address"). */
+    fields: string[];
+  };
+  /** Sent to the SAA who asked: Operations approved or rejected a request. */
+  requestDecided: {
+    firstName: string;
+    kind: 'new_user' | 'deactivate';
+    /** Whom the request was about: "Ada Lovelace (ada@firm.example)". */
+    subject: string;
+    approved: boolean;
+    /** The reason Operations gave, if any. */
+    reason: string | null;
+  };
 }
 
 export type TemplateName = keyof TemplateData;
@@ -106,8 +181,20 @@ export const templateNames: readonly TemplateName[] = [
   'factorRemoved',
   'recoveryQuestionChanged',
   'newSignIn',
+  'signCounterRegressed',
   'refreshTokenIssued',
   'refreshTokenExpiring',
+  'accountSuspended',
+  'accountUnsuspended',
+  'accountDeactivated',
+  'accountUnlockedByAdmin',
+  'factorsReset',
+  'passwordResetBySupport',
+  'switchedToFederated',
+  'appAccessChanged',
+  'refreshTokenRevokedBySupport',
+  'personalInfoChanged',
+  'requestDecided',
 ];
 
 /**
@@ -155,12 +242,18 @@ const PRODUCT = 'TRAQS';
 const templates: { [K in TemplateName]: Template<K> } = {
   enrollment: (data, ctx) => {
     const c = ctx.contacts;
+    const intro =
+      data.occasion === 'switched-to-local'
+        ? `Your account now signs in with a password and a second sign-in method instead of your firm's single sign-on. Your username is still ${inline(data.username)}.`
+        : data.occasion === 'reactivated'
+          ? `Your account has been set up again. Your username is ${inline(data.username)}.`
+          : `An account has been created for you. Your username is ${inline(data.username)}.`;
     return {
       subject: `Activate your ${PRODUCT} account`,
       heading: `Activate your ${PRODUCT} account`,
       blocks: [
         { kind: 'paragraph', text: greeting(data.firstName) },
-        { kind: 'paragraph', text: `An account has been created for you. Your username is ${inline(data.username)}.` },
+        { kind: 'paragraph', text: intro },
         {
           kind: 'paragraph',
           text: 'To activate it, open the link below, choose a password and set up a second sign-in method. The link works once.',
@@ -289,6 +382,23 @@ const templates: { [K in TemplateName]: Template<K> } = {
       ...ifNotYou(ctx, data.reportUrl),
     ],
   }),
+  signCounterRegressed: (data, ctx) => ({
+    subject: `A ${PRODUCT} sign-in with FastPass was refused`,
+    heading: 'A FastPass sign-in was refused',
+    blocks: [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      {
+        kind: 'paragraph',
+        text: 'Someone tried to sign in to your account with FastPass, and we refused it: the device reported a use count lower than one we had already seen. This can mean the FastPass credential was copied to another device.',
+      },
+      { kind: 'facts', rows: [['Method', inline(data.method)], ...activityRows(data, ctx)] },
+      {
+        kind: 'paragraph',
+        text: `To be safe, sign in to your ${PRODUCT} MFA profile with another method, remove this FastPass method and set it up again.`,
+      },
+      ...ifNotYou(ctx, data.reportUrl),
+    ],
+  }),
   refreshTokenIssued: (data, ctx) => ({
     subject: `A ${PRODUCT} refresh token was issued for programmatic access`,
     heading: 'A refresh token was issued for programmatic access',
@@ -355,7 +465,230 @@ const templates: { [K in TemplateName]: Template<K> } = {
       ...ifNotYou(ctx, data.reportUrl),
     ],
   }),
+  accountSuspended: (data, ctx) => ({
+    subject: `Your ${PRODUCT} account was suspended`,
+    heading: 'Your account was suspended',
+    blocks: [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      {
+        kind: 'paragraph',
+        text: `${teamName(data.by, ctx)} suspended your account. You are signed out everywhere and cannot sign in until the suspension is lifted. Refresh tokens for programmatic access were revoked: programs that used them can no longer download files.`,
+      },
+      { kind: 'facts', rows: [['When', formatDate(data.at, ctx)]] },
+      ...askTeam(data.by, ctx, 'To find out why or to have the suspension lifted'),
+    ],
+  }),
+  accountUnsuspended: (data, ctx) => ({
+    subject: `Your ${PRODUCT} account is no longer suspended`,
+    heading: 'Your account is no longer suspended',
+    blocks: [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      {
+        kind: 'paragraph',
+        text: `${teamName(data.by, ctx)} lifted the suspension of your account: you can sign in again. Programmatic access needs a new refresh token from the Programmatic page.`,
+      },
+      { kind: 'facts', rows: [['When', formatDate(data.at, ctx)]] },
+      ...askTeam(data.by, ctx, 'If you did not expect this'),
+    ],
+  }),
+  accountDeactivated: (data, ctx) => ({
+    subject: `Your ${PRODUCT} account was deactivated`,
+    heading: 'Your account was deactivated',
+    blocks: [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      {
+        kind: 'paragraph',
+        text: `${teamName(data.by, ctx)} deactivated your account at your firm's request. You are signed out everywhere, you can no longer sign in, and refresh tokens for programmatic access no longer work.`,
+      },
+      { kind: 'facts', rows: [['When', formatDate(data.at, ctx)]] },
+      ...askTeam(
+        data.by,
+        ctx,
+        "If you still need access, ask your firm's Super Account Administrator to request it; for questions",
+      ),
+    ],
+  }),
+  accountUnlockedByAdmin: (data, ctx) => ({
+    subject: `Your ${PRODUCT} account was unlocked`,
+    heading: 'Your account was unlocked',
+    blocks: [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      {
+        kind: 'paragraph',
+        text: `${teamName(data.by, ctx)} unlocked your account. You can sign in again with your password and your second sign-in method.`,
+      },
+      { kind: 'facts', rows: [['When', formatDate(data.at, ctx)]] },
+      ...askTeam(data.by, ctx, 'If you did not ask for this'),
+    ],
+  }),
+  factorsReset: (data, ctx) => ({
+    subject: data.all
+      ? `The sign-in methods of your ${PRODUCT} account were reset`
+      : `A sign-in method was removed from your ${PRODUCT} account`,
+    heading: data.all ? 'Your sign-in methods were reset' : 'A sign-in method was removed',
+    blocks: [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      {
+        kind: 'paragraph',
+        text: data.all
+          ? `${teamName(data.by, ctx)} removed every sign-in method from your account (for example after a lost device). At your next sign-in, after your password, you will be asked to set up a sign-in method again.`
+          : `${teamName(data.by, ctx)} removed a sign-in method from your account (for example after a lost device). Your other methods keep working.`,
+      },
+      {
+        kind: 'facts',
+        rows: [
+          ['Removed', data.methods.map((m) => inline(m)).join(', ') || 'none'],
+          ['When', formatDate(data.at, ctx)],
+        ],
+      },
+      {
+        kind: 'paragraph',
+        text: 'We recommend setting up more than one method, so that losing one device does not lock you out.',
+      },
+      ...askTeam(data.by, ctx, 'If you did not ask for this'),
+    ],
+  }),
+  passwordResetBySupport: (data, ctx) => {
+    const c = ctx.contacts;
+    return {
+      subject: `Reset your ${PRODUCT} password`,
+      heading: 'Reset your password',
+      blocks: [
+        { kind: 'paragraph', text: greeting(data.firstName) },
+        {
+          kind: 'paragraph',
+          text: `${inline(c.techSupportName)} sent you this link to reset your password. Open it, answer your recovery question and choose a new password. The link works once. Nobody at support sees or chooses your password.`,
+        },
+        { kind: 'action', label: 'Reset your password', url: safeUrl(data.url) },
+        {
+          kind: 'paragraph',
+          text: `The link is valid for ${data.validHours} hours, until ${formatDate(data.expiresAt, ctx)}.`,
+        },
+        {
+          kind: 'paragraph',
+          text: `If you did not ask for this, you can ignore this message: nothing changes until the link is used. Tell ${inline(c.operationsName)} at ${inline(c.operationsPhone)} or ${inline(c.operationsEmail)}.`,
+        },
+      ],
+    };
+  },
+  switchedToFederated: (data, ctx) => ({
+    subject: `Your ${PRODUCT} account now uses your firm's single sign-on`,
+    heading: "Your account now uses your firm's single sign-on",
+    blocks: [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      {
+        kind: 'paragraph',
+        text: `${teamName(data.by, ctx)} switched your account to federated single sign-on: from now on you sign in through your firm's identity provider. Your ${PRODUCT} password and sign-in methods were removed, you were signed out everywhere, and refresh tokens for programmatic access were revoked.`,
+      },
+      { kind: 'facts', rows: [['When', formatDate(data.at, ctx)]] },
+      {
+        kind: 'paragraph',
+        text: "For problems signing in through your firm's identity provider, contact your firm's Identity and Access Management team.",
+      },
+      ...askTeam(data.by, ctx, 'If you did not ask for this'),
+    ],
+  }),
+  appAccessChanged: (data, ctx) => ({
+    subject: data.assigned
+      ? `You now have access to ${inline(data.app)}`
+      : `Your access to ${inline(data.app)} was removed`,
+    heading: data.assigned ? `Access to ${inline(data.app)} granted` : `Access to ${inline(data.app)} removed`,
+    blocks: [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      {
+        kind: 'paragraph',
+        text: data.assigned
+          ? `${teamName(data.by, ctx)} gave your account access to ${inline(data.app)}.`
+          : `${teamName(data.by, ctx)} removed your account's access to ${inline(data.app)}. Signing in to it now answers "App not assigned".`,
+      },
+      { kind: 'facts', rows: [['When', formatDate(data.at, ctx)]] },
+      ...askTeam(data.by, ctx, 'If you did not expect this'),
+    ],
+  }),
+  refreshTokenRevokedBySupport: (data, ctx) => ({
+    subject: `A ${PRODUCT} refresh token of yours was revoked`,
+    heading: 'A refresh token was revoked',
+    blocks: [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      {
+        kind: 'paragraph',
+        text: `${teamName(data.by, ctx)} revoked one of your refresh tokens for programmatic access. Programs that use it can no longer get access tokens or download files.`,
+      },
+      {
+        kind: 'facts',
+        rows: [
+          ['Label', inline(data.label)],
+          ['When', formatDate(data.at, ctx)],
+        ],
+      },
+      {
+        kind: 'paragraph',
+        text: `To get a new one, sign in to the ${PRODUCT} website and open the Programmatic page under the API menu.`,
+      },
+      { kind: 'action', label: 'Open the Programmatic page', url: safeUrl(data.programmaticUrl) },
+      ...askTeam(data.by, ctx, 'If you did not expect this'),
+    ],
+  }),
+  personalInfoChanged: (data, ctx) => ({
+    subject: `The personal information of your ${PRODUCT} account was changed`,
+    heading: 'Your personal information was changed',
+    blocks: [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      { kind: 'paragraph', text: `${teamName(data.by, ctx)} changed the personal information of your account.` },
+      {
+        kind: 'facts',
+        rows: [
+          ['Changed', data.fields.map((f) => inline(f)).join(', ')],
+          ['When', formatDate(data.at, ctx)],
+        ],
+      },
+      ...askTeam(data.by, ctx, 'If you did not ask for this'),
+    ],
+  }),
+  requestDecided: (data, ctx) => {
+    const what = data.kind === 'new_user' ? 'new username' : 'deactivation';
+    const outcome = data.approved ? 'approved' : 'rejected';
+    const blocks: Block[] = [
+      { kind: 'paragraph', text: greeting(data.firstName) },
+      {
+        kind: 'paragraph',
+        text: `${inline(ctx.contacts.operationsName)} ${outcome} your request for a ${what}.`,
+      },
+      {
+        kind: 'facts',
+        rows: [
+          ['Request', data.kind === 'new_user' ? 'New username' : 'Deactivation'],
+          ['For', inline(data.subject)],
+          ['Outcome', data.approved ? 'Approved' : 'Rejected'],
+          ...(data.reason ? ([['Reason', inline(data.reason, 500)]] as [string, string][]) : []),
+        ],
+      },
+    ];
+    if (data.approved && data.kind === 'new_user') {
+      blocks.push({
+        kind: 'paragraph',
+        text: 'The new user has been sent an enrollment email; the link in it is valid for a limited time.',
+      });
+    }
+    blocks.push(...askTeam('operations', ctx, 'Questions about this request'));
+    return { subject: `Your ${PRODUCT} ${what} request was ${outcome}`, heading: `Request ${outcome}`, blocks };
+  },
 };
+
+/** The team an email names as having made a change. */
+function teamName(by: AdminTeam, ctx: EmailContext): string {
+  return inline(by === 'support' ? ctx.contacts.techSupportName : ctx.contacts.operationsName);
+}
+
+/** Whom to call about a change an administrator made. */
+function askTeam(by: AdminTeam, ctx: EmailContext, lead: string): Block[] {
+  const c = ctx.contacts;
+  const contact =
+    by === 'support'
+      ? `${inline(c.techSupportName)} at ${inline(c.techSupportPhone)}`
+      : `${inline(c.operationsName)} at ${inline(c.operationsPhone)} or ${inline(c.operationsEmail)}`;
+  return [{ kind: 'paragraph', text: `${lead}, contact ${contact}.` }];
+}
 
 function greeting(firstName: string): string {
   const name = inline(firstName);

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { cookiePrefix, type EnvironmentRuntime } from '../app.ts';
+import { createSecretBox } from '../lib/secret-box.ts';
 import { AccessLog } from '../web/access-log.ts';
 import type { PageContext } from '../web/layout.tsx';
 import { BODY_LIMIT, setupWeb } from '../web/setup.ts';
@@ -91,6 +92,7 @@ export async function buildPortal(rt: EnvironmentRuntime, deps: PortalDeps = {})
     sessions,
     clock: rt.clock,
     refreshTokenMonths: config.policy.refreshTokenMonths,
+    secretBox: createSecretBox(rt.keys.secretBoxKey),
   });
   // Ended sessions are kept a day (the audit log keeps the sign-ins and sign-outs), then deleted.
   const housekeeping = setInterval(() => {
@@ -111,6 +113,7 @@ export async function buildPortal(rt: EnvironmentRuntime, deps: PortalDeps = {})
     idpUrl: environment.idp.publicUrl,
     // As long as a sign-in transaction at the idp may last: the redirect comes back within it.
     flowMinutes: config.policy.transactionMinutes,
+    downloadUrl: environment.download.publicUrl,
     facts: {
       tokenUrl: `${environment.download.publicUrl}/oauth2/token`,
       refreshTokenMonths: config.policy.refreshTokenMonths,

@@ -34,6 +34,11 @@ export type OidcResult<T> = { ok: true; value: T } | { ok: false; problem: OidcP
 export interface PortalSignIn {
   sub: string;
   amr: string[];
+  /**
+   * The user's access token for the download API (the Manual page downloads with it), when the
+   * authorization server issued one: a JWT, `aud` = the download URL, about 60 minutes.
+   */
+  downloadToken?: { value: string; expiresAt: number };
   /** Seconds since the epoch, when present. */
   authTime: number | undefined;
 }
@@ -192,22 +197,38 @@ export function createPortalOidc(options: PortalOidcOptions): PortalOidc {
   return {
     issuer: issuer.href.replace(/\/$/, ''),
 
-    startSignIn: () => start('portal', { redirect_uri: portalRedirect, scope: 'openid profile email' }),
+    // The sign-in also yields the user's access token for the download API (RFC 8707 resource),
+    // so the Manual page downloads as the user; no refresh token is involved (issue #5).
+    startSignIn: () =>
+      start('portal', {
+        redirect_uri: portalRedirect,
+        scope: 'openid profile email download',
+        resource: options.downloadUrl,
+      }),
 
     async finishSignIn(callbackUrl, pending) {
       try {
         const config = await configuration('portal');
-        const tokens = await oidc.authorizationCodeGrant(config, callbackUrl, {
-          expectedState: pending.state,
-          expectedNonce: pending.nonce,
-          pkceCodeVerifier: pending.codeVerifier,
-        });
+        const tokens = await oidc.authorizationCodeGrant(
+          config,
+          callbackUrl,
+          {
+            expectedState: pending.state,
+            expectedNonce: pending.nonce,
+            pkceCodeVerifier: pending.codeVerifier,
+          },
+          { resource: options.downloadUrl },
+        );
         keepJwks(config);
         const claims = tokens.claims();
         if (!claims) return { ok: false, problem: { kind: 'rejected', reason: 'no ID token' } };
+        const expiresIn = tokens.expiresIn();
         return {
           ok: true,
           value: {
+            ...(tokens.access_token && expiresIn
+              ? { downloadToken: { value: tokens.access_token, expiresAt: options.clock() + expiresIn * 1000 } }
+              : {}),
             sub: claims.sub,
             amr: stringArray(claims.amr),
             authTime: typeof claims.auth_time === 'number' ? claims.auth_time : undefined,

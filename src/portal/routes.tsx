@@ -7,6 +7,7 @@ import type { PageContext } from '../web/layout.tsx';
 import { sendPage } from '../web/render.ts';
 import { requestContext } from '../web/validate.ts';
 import { defaultTokenLabel, parseTokenLabel } from './label.ts';
+import { registerManual } from './manual.tsx';
 import type { OidcProblem, PortalOidc } from './oidc-client.ts';
 import { decodePendingFlow, encodePendingFlow, type PendingFlow } from './pending-cookie.ts';
 import type { PortalService, PortalUser } from './service.ts';
@@ -30,6 +31,8 @@ export interface PortalRouteDeps {
   portalUrl: string;
   /** The idp's public URL, for the link to the MFA profile. */
   idpUrl: string;
+  /** The download API's public URL: the Manual page lists and fetches files there as the user. */
+  downloadUrl: string;
   /** How long a redirect to the idp may take to come back (signing in with MFA included). */
   flowMinutes: number;
   facts: TokenFacts;
@@ -37,7 +40,7 @@ export interface PortalRouteDeps {
 }
 
 /** Where the browser may return after signing in: only the portal's own pages (no open redirect). */
-const RETURN_PATHS = new Set(['/', '/api/programmatic']);
+const RETURN_PATHS = new Set(['/', '/api/programmatic', '/api/manual']);
 const TOKEN_ID = /^[0-9a-f]{64}$/;
 /** An OAuth error code as RFC 6749 §4.1.2.1 allows it; anything else is not repeated on the page. */
 const ERROR_CODE = /^[a-z_]{1,64}$/;
@@ -207,7 +210,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: PortalRouteDeps
       return problemPage(reply, result.problem, { title, retryHref: '/login' });
     }
     const ctx = requestContext(req);
-    const admitted = await service.admit(result.value.sub, result.value.amr, ctx);
+    const admitted = await service.admit(result.value.sub, result.value.amr, ctx, result.value.downloadToken);
     switch (admitted.kind) {
       case 'not-assigned':
         return sendPage(
@@ -275,6 +278,7 @@ export function registerPortalRoutes(app: FastifyInstance, deps: PortalRouteDeps
       );
     });
     registerProgrammatic(api);
+    registerManual(api, { service, downloadUrl: deps.downloadUrl, requireSignIn, who, pageCtx });
   });
 
   function registerProgrammatic(api: FastifyInstance) {

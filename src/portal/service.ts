@@ -4,6 +4,7 @@ import type { RequestOrigin } from '../audit/record.ts';
 import type { AuditEvent } from '../audit/repository.ts';
 import type { Repositories, Store } from '../db/store.ts';
 import type { Firm } from '../firms/repository.ts';
+import type { SecretBox } from '../lib/secret-box.ts';
 import type { Clock } from '../lib/tokens.ts';
 import { hashBearerSecret } from '../lib/tokens.ts';
 import type { ApiRefreshTokenRow } from '../oauth/refresh-token-repository.ts';
@@ -41,7 +42,12 @@ export interface PortalServiceDeps {
   sessions: PortalSessionManager;
   clock: Clock;
   refreshTokenMonths: number;
+  /** Seals the session's download-API access token at rest (the environment's key). */
+  secretBox: SecretBox;
 }
+
+/** The associated data binding a sealed download token to its session: a copied value opens nowhere else. */
+const downloadTokenAad = (sessionIdHash: string) => `portal-download-token:${sessionIdHash}`;
 
 /**
  * What the portal does with its own data and the shared repositories: who may sign in, sessions,
@@ -83,7 +89,12 @@ export function createPortalService(deps: PortalServiceDeps) {
      * After the idp signed someone in: a new portal session if the account may use the portal
      * and is assigned to it (DESIGN "Apps": otherwise 403 "App not assigned"). Audited either way.
      */
-    async admit(sub: string, amr: string[], ctx: RequestOrigin): Promise<AdmitResult> {
+    async admit(
+      sub: string,
+      amr: string[],
+      ctx: RequestOrigin,
+      downloadToken?: { value: string; expiresAt: number },
+    ): Promise<AdmitResult> {
       const found = await loadUser(sub);
       if (!found) {
         await audit(store.repos, ctx, 'app.generic.unauth_app_access_attempt', 'denied', null, {
@@ -100,7 +111,11 @@ export function createPortalService(deps: PortalServiceDeps) {
         return { kind: 'not-assigned', user };
       }
       return store.transaction(async (repos) => {
-        const { id } = await sessions.create(user.id, amr, ctx, repos);
+        const { id, row } = await sessions.create(user.id, amr, ctx, repos);
+        if (downloadToken) {
+          const sealed = deps.secretBox.seal(Buffer.from(downloadToken.value, 'utf8'), downloadTokenAad(row.id_hash));
+          await repos.portalSessions.setDownloadToken(row.id_hash, sealed, downloadToken.expiresAt);
+        }
         await audit(repos, ctx, 'app.portal.session.start', 'success', user.id, { amr });
         return { kind: 'admitted' as const, user, sessionId: id };
       });
@@ -114,6 +129,20 @@ export function createPortalService(deps: PortalServiceDeps) {
       if (!found?.apps.includes('portal')) return undefined;
       const firm = await store.repos.firms.findFirmById(found.user.firm_id);
       return { ...found, firm, session };
+    },
+
+    /**
+     * The signed-in user's access token for the download API, if the session holds one that is
+     * valid for at least another minute.
+     */
+    downloadToken(who: PortalUser): string | undefined {
+      const { download_token_sealed: sealed, download_token_expires_at: expiresAt, id_hash } = who.session;
+      if (!sealed || !expiresAt || expiresAt - clock() < 60_000) return undefined;
+      try {
+        return deps.secretBox.open(sealed, downloadTokenAad(id_hash)).toString('utf8');
+      } catch {
+        return undefined;
+      }
     },
 
     /** Ends the portal session of a cookie value (sign-out), with its audit event. */

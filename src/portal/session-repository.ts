@@ -2,6 +2,8 @@ import type { Kysely, Selectable } from 'kysely';
 import type { Database, PortalSessionsTable } from '../db/schema.ts';
 
 export type PortalSessionRow = Selectable<PortalSessionsTable>;
+/** A new session: it has no download-API token until sign-in stores one. */
+export type NewPortalSession = Omit<PortalSessionRow, 'download_token_sealed' | 'download_token_expires_at'>;
 
 /**
  * Browser sessions of the portal (the TRAQS website), keyed by the SHA-256 of the cookie value;
@@ -9,8 +11,20 @@ export type PortalSessionRow = Selectable<PortalSessionsTable>;
  */
 export function createPortalSessionRepository(db: Kysely<Database>) {
   return {
-    async create(row: PortalSessionRow): Promise<void> {
-      await db.insertInto('portal_sessions').values(row).execute();
+    async create(row: NewPortalSession): Promise<void> {
+      await db
+        .insertInto('portal_sessions')
+        .values({ ...row, download_token_sealed: null, download_token_expires_at: null })
+        .execute();
+    },
+
+    /** Keeps the session's (sealed) access token for the download API, replacing any older one. */
+    async setDownloadToken(idHash: string, sealed: string | null, expiresAt: number | null): Promise<void> {
+      await db
+        .updateTable('portal_sessions')
+        .set({ download_token_sealed: sealed, download_token_expires_at: expiresAt })
+        .where('id_hash', '=', idHash)
+        .execute();
     },
 
     /** The session if it is neither revoked nor past its idle or absolute timeout. */

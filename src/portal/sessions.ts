@@ -1,7 +1,7 @@
 import type { Repositories, Store } from '../db/store.ts';
 import type { Clock, RandomBytes } from '../lib/tokens.ts';
 import { createBearerSecret, hashBearerSecret } from '../lib/tokens.ts';
-import type { PortalSessionRow } from './session-repository.ts';
+import type { NewPortalSession, PortalSessionRow } from './session-repository.ts';
 
 export interface PortalSessionPolicy {
   idleMinutes: number;
@@ -35,10 +35,10 @@ export function createPortalSessionManager(
       amr: string[],
       ctx: { ip: string | null; userAgent: string | null },
       repos: Pick<Repositories, 'portalSessions'> = store.repos,
-    ): Promise<{ id: string; row: PortalSessionRow }> {
+    ): Promise<{ id: string; row: NewPortalSession }> {
       const id = createBearerSecret(random);
       const now = clock();
-      const row: PortalSessionRow = {
+      const row: NewPortalSession = {
         id_hash: hashBearerSecret(id),
         user_id: userId,
         amr: JSON.stringify(amr).slice(0, 200),

@@ -20,6 +20,9 @@ function ApiMenu() {
       <h2 id="api-menu">API</h2>
       <ul>
         <li>
+          <a href="/api/manual">Manual</a>: browse reference data files by facility, file and date, and download them
+        </li>
+        <li>
           <a href="/api/programmatic">Programmatic</a>: get a refresh token for programs that download reference data
           files
         </li>

@@ -8,14 +8,15 @@ export function formatTime(ms: number | null): string {
 const PROVIDERS: Readonly<Record<string, string>> = {
   GOOGLE: 'Google Authenticator',
   OKTA: 'Okta Verify (code)',
+  FIDO: 'Okta Verify Desktop (FastPass)',
 };
 
 const FACTOR_TYPES: Readonly<Record<string, string>> = {
   'token:software:totp': 'Authenticator app (TOTP)',
   push: 'Okta Verify (push)',
   webauthn: 'Okta Verify Desktop (FastPass)',
-  sms: 'SMS (retired)',
-  call: 'Voice call (retired)',
+  sms: 'SMS',
+  call: 'Voice call',
 };
 
 /** The kind of a factor as the profile names it, e.g. "Authenticator app (TOTP)". */
@@ -107,6 +108,8 @@ const ACTIONS: Readonly<Record<string, Describer>> = {
   'user.lifecycle.activate': (_d, o) => (o === 'success' ? change('Account activated')() : null),
   'user.mfa.factor.activate': (_d, o) => (o === 'success' ? change('Security method added')() : null),
   'user.mfa.factor.deactivate': change('Security method removed'),
+  'user.mfa.factor.import': change('Retired method imported from the previous system'),
+  'user.mfa.factor.suspected_clone': signIn('FastPass refused: the device may have been copied'),
   // Activation and recovery record their own event; this one only for a change from the profile.
   'user.account.update_password': (d, o) =>
     d.via !== 'profile'

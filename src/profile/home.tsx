@@ -1,4 +1,5 @@
 import type { UserRow } from '../accounts/repository.ts';
+import { isRetiredFactorType, maskPhone } from '../authn/factors/retired.ts';
 import { Csrf, Field, Layout, type PageContext } from '../web/layout.tsx';
 import { describeBrowser, describeFactorType, formatTime } from './describe.ts';
 import { type Dashboard, type FieldErrors, PHONE_MAX_LENGTH } from './service.ts';
@@ -125,11 +126,12 @@ export function ProfileHome(props: {
 
         <section class="card" aria-labelledby="security-heading">
           <h2 id="security-heading">Security methods</h2>
-          {data.factors.length === 0 ? (
+          {data.usableCount === 0 ? (
             <p class="alert" role="alert">
-              You have no security method. Your next sign-in asks for your password and then for a new method.
+              {data.factors.length ? 'You have no security method that still works.' : 'You have no security method.'}{' '}
+              Your next sign-in asks for your password and then for a new method.
             </p>
-          ) : data.factors.length === 1 ? (
+          ) : data.usableCount === 1 ? (
             <p class="notice">
               You have one sign-in method. Add a second one on another device so that a lost phone does not lock you
               out.
@@ -149,9 +151,20 @@ export function ProfileHome(props: {
             </thead>
             <tbody id="factors">
               {data.factors.map((f) => (
-                <tr key={f.id} data-factor-id={f.id}>
-                  <td>{describeFactorType(f.factor_type)}</td>
-                  <td>{f.name}</td>
+                <tr key={f.id} data-factor-id={f.id} class={isRetiredFactorType(f.factor_type) ? 'retired' : undefined}>
+                  <td>
+                    {describeFactorType(f.factor_type)}
+                    {isRetiredFactorType(f.factor_type) ? (
+                      <>
+                        {' '}
+                        <strong class="retired-mark">{data.retirementLabel}</strong>
+                      </>
+                    ) : null}
+                  </td>
+                  <td>
+                    {f.name}
+                    {data.phoneNumbers.has(f.id) ? ` (${maskPhone(data.phoneNumbers.get(f.id) ?? '')})` : null}
+                  </td>
                   <td class="when">{formatTime(f.activated_at)}</td>
                   <td class="when">{formatTime(f.last_used_at)}</td>
                   <td>
@@ -184,8 +197,8 @@ export function ProfileHome(props: {
           </dl>
           <p class="hint">
             Adding or removing a method and changing your password or recovery question ask you to verify it's you with
-            a code, unless you did so in the last 5 minutes. Lost the device of your only method? Remove it here, or
-            call {c.techSupportName} at {c.techSupportPhone}.
+            a code or FastPass, unless you did so in the last 5 minutes. Lost the device of your only method? Remove it
+            here, or call {c.techSupportName} at {c.techSupportPhone}.
           </p>
         </section>
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import { z } from 'zod';
+import { parseAssertionJson, parseRegistrationJson, RESPONSE_FIELD_MAX } from '../authn/factors/webauthn/inputs.ts';
 import type { SessionManager } from '../authn/sessions.ts';
 import { SignInPage } from '../authn/views.tsx';
 import { AppError } from '../web/errors.ts';
@@ -14,6 +15,7 @@ import {
   ChangePasswordPage,
   ChangeQuestionPage,
   RemoveMethodPage,
+  SetupFastPassPage,
   SetupMethodPage,
   VerifyItsYouPage,
 } from './views.tsx';
@@ -58,6 +60,8 @@ function purposeOf(next: string): string {
 }
 
 const verifyUrl = (next: string) => `/profile/verify?next=${encodeURIComponent(next)}`;
+
+const FASTPASS_NO_ANSWER = 'FastPass did not answer. Choose the button and follow the prompt of your computer.';
 
 /**
  * The MFA profile at `/` and its forms under `/profile/`. Every route needs a live session
@@ -182,6 +186,8 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
     const w = who(req);
     const factors = await profile.verificationFactors(w.user);
     const chosen = factors.find((f) => f.id === options.factorId) ?? factors[0];
+    const fastPassOptions =
+      chosen?.factor_type === 'webauthn' ? await profile.reverifyOptions(w, chosen.id) : undefined;
     return sendPage(
       reply,
       <VerifyItsYouPage
@@ -189,6 +195,7 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
         user={w.user}
         factors={factors}
         chosen={chosen}
+        fastPassOptions={fastPassOptions}
         next={next}
         purpose={purposeOf(next)}
         error={options.error}
@@ -206,9 +213,24 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
   });
 
   app.post('/profile/verify', post, async (req, reply) => {
-    const body = form({ factorId: formString(40), passCode: formString(20), next: formString(200) }, req.body);
+    const body = form(
+      {
+        factorId: formString(40),
+        passCode: formString(20),
+        response: formString(RESPONSE_FIELD_MAX),
+        next: formString(200),
+      },
+      req.body,
+    );
     const next = parseNext(body?.next) ?? '/';
-    const result = await profile.reverify(who(req), body?.factorId ?? '', body?.passCode ?? '', requestContext(req));
+    // FastPass posts the browser's answer in `response`; a code factor posts `passCode`.
+    const assertion = body?.response ? parseAssertionJson(body.response) : undefined;
+    if (body?.response && !assertion) {
+      return renderVerify(req, reply, next, { factorId: body.factorId, error: FASTPASS_NO_ANSWER }, 400);
+    }
+    const result = assertion
+      ? await profile.reverifyWithFastPass(who(req), body?.factorId ?? '', assertion, requestContext(req))
+      : await profile.reverify(who(req), body?.factorId ?? '', body?.passCode ?? '', requestContext(req));
     switch (result.kind) {
       case 'verified':
         return reply.redirect(next, 303);
@@ -223,16 +245,33 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
   app.get('/profile/factors/add', get, async (req, reply) => {
     const w = who(req);
     if (needsVerification(reply, w, '/profile/factors/add')) return reply;
-    return sendPage(reply, <AddMethodPage ctx={pageCtx(reply, w)} />);
+    return sendPage(reply, addMethodPage(reply, w));
   });
+
+  const addMethodPage = (reply: FastifyReply, w: Who, error?: string) => {
+    const support = profile.webauthnSupport;
+    return (
+      <AddMethodPage
+        ctx={pageCtx(reply, w)}
+        choices={profile.enrollableFactors()}
+        fastPassUnavailable={support.available ? undefined : support.reason}
+        retiredSince={profile.retiredFactorsDate}
+        error={error}
+      />
+    );
+  };
 
   app.post('/profile/factors/add', post, async (req, reply) => {
     const w = who(req);
     if (needsVerification(reply, w, '/profile/factors/add')) return reply;
-    const body = form({ provider: formString(40) }, req.body);
-    const result = await profile.startEnrollment(w, body?.provider ?? '', requestContext(req));
-    if (result.kind === 'invalid')
-      return sendPage(reply, <AddMethodPage ctx={pageCtx(reply, w)} error={result.error} />, 400);
+    const body = form({ provider: formString(40), factorType: formString(60) }, req.body);
+    const result = await profile.startEnrollment(
+      w,
+      body?.provider ?? '',
+      requestContext(req),
+      body?.factorType || undefined,
+    );
+    if (result.kind === 'invalid') return sendPage(reply, addMethodPage(reply, w, result.error), 400);
     return reply.redirect(`/profile/factors/${result.factorId}/activate`, 303);
   });
 
@@ -244,6 +283,14 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
 
   async function renderSetup(req: FastifyRequest, reply: FastifyReply, error?: string) {
     const w = who(req);
+    const fastPass = await profile.pendingFastPass(w, factorIdOf(req));
+    if (fastPass) {
+      return sendPage(
+        reply,
+        <SetupFastPassPage ctx={pageCtx(reply, w)} pending={fastPass} error={error} />,
+        error ? 403 : 200,
+      );
+    }
     const enrollment = await profile.pendingEnrollment(w, factorIdOf(req));
     // Expired or already finished: start again from the choice.
     if (!enrollment) return reply.redirect('/profile/factors/add', 303);
@@ -260,13 +307,17 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
   app.get('/profile/factors/:id/activate', get, async (req, reply) => renderSetup(req, reply));
 
   app.post('/profile/factors/:id/activate', post, async (req, reply) => {
-    const body = form({ passCode: formString(20) }, req.body);
-    const result = await profile.activateEnrollment(
-      who(req),
-      factorIdOf(req),
-      body?.passCode ?? '',
-      requestContext(req),
-    );
+    const body = form({ passCode: formString(20), response: formString(RESPONSE_FIELD_MAX) }, req.body);
+    const factorId = factorIdOf(req);
+    let result: Awaited<ReturnType<ProfileService['activateEnrollment']>>;
+    if (await profile.isPendingFastPass(who(req), factorId)) {
+      const registration = body?.response ? parseRegistrationJson(body.response) : undefined;
+      result = registration
+        ? await profile.activateFastPass(who(req), factorId, registration, requestContext(req))
+        : { kind: 'retry', error: FASTPASS_NO_ANSWER };
+    } else {
+      result = await profile.activateEnrollment(who(req), factorId, body?.passCode ?? '', requestContext(req));
+    }
     switch (result.kind) {
       case 'activated':
         return reply.redirect('/?done=factor-added', 303);

@@ -1,14 +1,31 @@
+import type {
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+} from '@simplewebauthn/server';
 import type { App, Role } from '../accounts/model.ts';
 import type { UserRow } from '../accounts/repository.ts';
 import { createUserEventRecorder } from '../audit/record.ts';
 import { checkNewPassword, checkRecoveryAnswer, normalizeRecoveryAnswer } from '../authn/factors/password/policy.ts';
 import type { FactorRow } from '../authn/factors/repository.ts';
+import { isRetiredFactorType, notEnrollableMessage, retirementLabel, usableFactors } from '../authn/factors/retired.ts';
+import type { AssertionInput, RegistrationInput } from '../authn/factors/webauthn/ceremony.ts';
+import {
+  createFastPass,
+  fastPassMessage,
+  fastPassName,
+  SIGN_COUNT_MESSAGE,
+  WEBAUTHN,
+} from '../authn/factors/webauthn/fastpass.ts';
+import type { WebAuthnSupport } from '../authn/factors/webauthn/relying-party.ts';
+import { bindingOfSession } from '../authn/factors/webauthn/repository.ts';
 import {
   type AuthnDeps,
-  ENROLLABLE_FACTORS,
+  type EnrollableFactor,
   type Enrollment,
+  enrollableFactors,
   orderFactors,
   type RequestContext,
+  webAuthnSupportOf,
 } from '../authn/service.ts';
 import type { SessionRow } from '../authn/token-repository.ts';
 import type { Firm } from '../firms/repository.ts';
@@ -24,6 +41,9 @@ export const MAX_FACTORS = 10;
 export const PHONE_MAX_LENGTH = 40;
 
 const TOTP = 'token:software:totp';
+
+/** The factor types "Verify it's you" accepts: a code, or FastPass. */
+const VERIFIABLE = [TOTP, WEBAUTHN.factorType];
 
 /** The profile checks and changes the credentials sign-in checks, with the same services. */
 export type ProfileDeps = AuthnDeps;
@@ -51,8 +71,14 @@ export interface Dashboard {
   firm: Firm | undefined;
   roles: Role[];
   apps: App[];
-  /** ACTIVE factors, oldest first. */
+  /** ACTIVE factors, oldest first, retired ones (imported SMS, voice) included. */
   factors: FactorRow[];
+  /** How many of them sign-in offers (not retired). */
+  usableCount: number;
+  /** The mark of a retired factor: "retired since 2025-12-31". */
+  retirementLabel: string;
+  /** The phone numbers of retired SMS and voice-call factors, by factor id. */
+  phoneNumbers: Map<string, string>;
   sessions: SessionRow[];
   activity: ActivityEntry[];
   preferences: Preferences;
@@ -65,6 +91,12 @@ export interface Preferences {
 
 /** A TOTP enrollment waiting for its first code: what the setup page shows, as at sign-in. */
 export type PendingEnrollment = Enrollment;
+
+/** A FastPass enrollment waiting for its registration: the factor and the browser's options. */
+export interface PendingFastPass {
+  factor: FactorRow;
+  options: PublicKeyCredentialCreationOptionsJSON;
+}
 
 /** Reads `users.preferences`; anything unreadable counts as the defaults. */
 export function parsePreferences(json: string): Record<string, unknown> {
@@ -118,6 +150,7 @@ export function createProfileService(deps: ProfileDeps) {
   // A setup page stays usable as long as a sign-in enrollment would (a transaction's lifetime).
   const pendingTtl = policy.transactionMinutes * 60_000;
   const audit = createUserEventRecorder(clock);
+  const fastPass = createFastPass({ support: webAuthnSupportOf(deps), clock, random });
 
   /** Ends this session (a locked account, or a guesser holding a session). */
   async function endSession(who: Who, ctx: RequestContext, reason: string): Promise<void> {
@@ -138,6 +171,30 @@ export function createProfileService(deps: ProfileDeps) {
       return undefined;
     }
     return factor;
+  }
+
+  async function loadPendingFastPass(userId: string, factorId: string): Promise<FactorRow | undefined> {
+    const factor = await store.repos.factors.findFactor(userId, factorId);
+    if (
+      factor?.status !== 'PENDING_ACTIVATION' ||
+      factor.factor_type !== WEBAUTHN.factorType ||
+      clock() - factor.created_at > pendingTtl
+    ) {
+      return undefined;
+    }
+    return factor;
+  }
+
+  /** A verification that passed: the 5-minute window restarts, audited. */
+  async function markVerified(who: Who, factor: FactorRow, ctx: RequestContext, now: number): Promise<void> {
+    await store.repos.users.releaseAttempt(who.user.id);
+    await store.transaction(async (repos) => {
+      await repos.tokens.markSessionVerified(who.session.id_hash, now);
+      await audit(repos, ctx, 'user.authentication.reverify', 'success', who.user.id, {
+        factorId: factor.id,
+        factorType: `${factor.factor_type}:${factor.provider}`,
+      });
+    });
   }
 
   const codeMessage = (reason: 'INVALID_FORMAT' | 'INVALID_CODE' | 'CODE_REUSED') =>
@@ -176,21 +233,117 @@ export function createProfileService(deps: ProfileDeps) {
         .map(describeActivity)
         .filter((e): e is ActivityEntry => e !== undefined)
         .slice(0, 25);
+      const phoneNumbers = factors.some((f) => isRetiredFactorType(f.factor_type))
+        ? await repos.factors.listPhoneNumbers(user.id)
+        : new Map<string, string>();
       return {
         firm,
         roles,
         apps,
         factors,
+        usableCount: usableFactors(factors).length,
+        retirementLabel: retirementLabel(policy, clock()),
+        phoneNumbers,
         sessions,
         activity,
         preferences: { autoPush: parsePreferences(user.preferences).autoPush === true },
       };
     },
 
-    /** The factors the "Verify it's you" step offers, the one used last first. */
+    /** Whether FastPass can be added here, and why not when it cannot. */
+    webauthnSupport: fastPass.support as WebAuthnSupport,
+
+    /** The methods "Add a security method" offers. */
+    enrollableFactors: (): EnrollableFactor[] => enrollableFactors(fastPass.support),
+
+    /** `policy.retiredFactorsDate`, for the pages' wording. */
+    retiredFactorsDate: policy.retiredFactorsDate,
+
+    /** The factors the "Verify it's you" step offers (codes and FastPass), the one used last first. */
     async verificationFactors(user: UserRow): Promise<FactorRow[]> {
-      const factors = (await store.repos.factors.listActiveFactors(user.id)).filter((f) => f.factor_type === TOTP);
+      const factors = usableFactors(await store.repos.factors.listActiveFactors(user.id)).filter((f) =>
+        VERIFIABLE.includes(f.factor_type),
+      );
       return orderFactors(factors, user.last_factor_type);
+    },
+
+    /**
+     * The options for "Verify it's you" with FastPass: a challenge bound to this session, reused
+     * while it has time left (a reload), undefined if the factor is not this user's FastPass.
+     */
+    async reverifyOptions(who: Who, factorId: string): Promise<PublicKeyCredentialRequestOptionsJSON | undefined> {
+      const factor = await store.repos.factors.findFactor(who.user.id, factorId);
+      if (factor?.status !== 'ACTIVE' || factor.factor_type !== WEBAUTHN.factorType) return undefined;
+      return fastPass.authenticationOptions(
+        store.repos,
+        bindingOfSession(who.session.id_hash),
+        who.user,
+        factor,
+        false,
+      );
+    },
+
+    /**
+     * "Verify it's you" with FastPass: the assertion must answer this session's challenge (single
+     * use) with user verification and a counter above the last one; failures count toward the
+     * lockout like wrong codes, and a counter going backwards alerts the user by email.
+     */
+    async reverifyWithFastPass(
+      who: Who,
+      factorId: string,
+      assertion: AssertionInput,
+      ctx: RequestContext,
+    ): Promise<{ kind: 'verified' } | { kind: 'retry'; error: string } | { kind: 'signed-out' }> {
+      const { user } = who;
+      const factor = await store.repos.factors.findFactor(user.id, factorId);
+      if (factor?.status !== 'ACTIVE' || factor.factor_type !== WEBAUTHN.factorType) {
+        return { kind: 'retry', error: 'Choose one of your security methods.' };
+      }
+      const attempt = await deps.attempts.reserve(user.id);
+      if (attempt === null) {
+        await endSession(who, ctx, 'too many failed attempts');
+        return { kind: 'signed-out' };
+      }
+      const checked = await fastPass.checkAssertion(
+        store.repos,
+        bindingOfSession(who.session.id_hash),
+        factor,
+        assertion,
+      );
+      const factorKey = `${factor.factor_type}:${factor.provider}`;
+      if (checked.ok) {
+        const now = clock();
+        if (
+          await store.repos.factors.webauthn.advanceSignCount(
+            factor.id,
+            checked.credential.sign_count,
+            checked.signCount,
+          )
+        ) {
+          await store.repos.factors.markFactorUsed(factor.id, now);
+          await markVerified(who, factor, ctx, now);
+          return { kind: 'verified' };
+        }
+        await store.repos.users.releaseAttempt(user.id);
+        return { kind: 'retry', error: fastPassMessage('CHALLENGE') };
+      }
+      const details: Record<string, unknown> = { factorId: factor.id, factorType: factorKey, reason: checked.reason };
+      if (checked.reason === 'SIGN_COUNT_REGRESSED') {
+        Object.assign(details, { stored: checked.stored, reported: checked.reported });
+        await store.transaction(async (repos) => {
+          await audit(repos, ctx, 'user.mfa.factor.suspected_clone', 'denied', user.id, details);
+          await notifier.signCounterRegressed(repos, user, factor.name, ctx);
+        });
+      }
+      const locked = await deps.attempts.recordFailure(user.id, attempt, ctx, 'user.authentication.reverify', details);
+      if (locked) {
+        await endSession(who, ctx, "account locked after failed FastPass checks at 'Verify it's you'");
+        return { kind: 'signed-out' };
+      }
+      return {
+        kind: 'retry',
+        error: checked.reason === 'SIGN_COUNT_REGRESSED' ? SIGN_COUNT_MESSAGE : fastPassMessage(checked.reason),
+      };
     },
 
     /**
@@ -221,14 +374,7 @@ export function createProfileService(deps: ProfileDeps) {
       const accepted = check.ok && (await store.repos.factors.markTotpStepUsed(factor.id, check.step, now));
       const factorKey = `${factor.factor_type}:${factor.provider}`;
       if (accepted) {
-        await store.repos.users.releaseAttempt(user.id);
-        await store.transaction(async (repos) => {
-          await repos.tokens.markSessionVerified(who.session.id_hash, now);
-          await audit(repos, ctx, 'user.authentication.reverify', 'success', user.id, {
-            factorId: factor.id,
-            factorType: factorKey,
-          });
-        });
+        await markVerified(who, factor, ctx, now);
         return { kind: 'verified' };
       }
       const reason = check.ok ? 'CODE_REUSED' : check.reason;
@@ -291,8 +437,15 @@ export function createProfileService(deps: ProfileDeps) {
       who: Who,
       provider: string,
       ctx: RequestContext,
+      factorType?: string,
     ): Promise<{ kind: 'started'; factorId: string } | { kind: 'invalid'; error: string }> {
-      const choice = ENROLLABLE_FACTORS.find((f) => f.provider === provider);
+      if (factorType && isRetiredFactorType(factorType)) {
+        return { kind: 'invalid', error: notEnrollableMessage(factorType, policy) };
+      }
+      if (provider === WEBAUTHN.provider && !fastPass.support.available) {
+        return { kind: 'invalid', error: `FastPass is not offered here. ${fastPass.support.reason}` };
+      }
+      const choice = enrollableFactors(fastPass.support).find((f) => f.provider === provider);
       if (!choice) return { kind: 'invalid', error: 'Choose one of the methods below.' };
       const { user } = who;
       const now = clock();
@@ -306,15 +459,18 @@ export function createProfileService(deps: ProfileDeps) {
             error: `You can have at most ${MAX_FACTORS} security methods. Remove one you no longer use first.`,
           };
         }
+        const webauthn = choice.factorType === WEBAUTHN.factorType;
         const name = nameForNewFactor(
-          choice.label,
+          webauthn ? fastPassName(ctx.userAgent) : choice.label,
           existing.map((f) => f.name),
         );
-        const factor = seeds.pendingFactor(
-          { userId: user.id, factorType: choice.factorType, provider: choice.provider, name },
-          random,
-          now,
-        );
+        const factor = webauthn
+          ? fastPass.pendingFactor(user.id, name, now)
+          : seeds.pendingFactor(
+              { userId: user.id, factorType: choice.factorType, provider: choice.provider, name },
+              random,
+              now,
+            );
         await repos.factors.createFactor(factor);
         await audit(repos, ctx, 'user.mfa.factor.enroll_started', 'success', user.id, {
           factorId: factor.id,
@@ -372,11 +528,78 @@ export function createProfileService(deps: ProfileDeps) {
       });
     },
 
+    /** Whether `factorId` is a pending FastPass of this user (the setup page to show). */
+    async isPendingFastPass(who: Who, factorId: string): Promise<boolean> {
+      return (await loadPendingFastPass(who.user.id, factorId)) !== undefined;
+    },
+
+    /** The options to register a pending FastPass factor, with a challenge bound to this session. */
+    async pendingFastPass(who: Who, factorId: string): Promise<PendingFastPass | undefined> {
+      const factor = await loadPendingFastPass(who.user.id, factorId);
+      if (!factor) return undefined;
+      const options = await fastPass.registrationOptions(
+        store.repos,
+        bindingOfSession(who.session.id_hash),
+        who.user,
+        factor,
+      );
+      return options ? { factor, options } : undefined;
+    },
+
+    /**
+     * Registers a pending FastPass factor with the browser's answer to this session's challenge:
+     * PENDING_ACTIVATION → ACTIVE with its credential, the audit event and the "method added" email
+     * in one transaction.
+     */
+    async activateFastPass(
+      who: Who,
+      factorId: string,
+      registration: RegistrationInput,
+      ctx: RequestContext,
+    ): Promise<{ kind: 'activated'; factor: FactorRow } | { kind: 'retry'; error: string } | { kind: 'gone' }> {
+      const { user } = who;
+      const factor = await loadPendingFastPass(user.id, factorId);
+      if (!factor) return { kind: 'gone' };
+      const checked = await fastPass.checkRegistration(
+        store.repos,
+        bindingOfSession(who.session.id_hash),
+        factor,
+        registration,
+      );
+      if (!checked.ok) {
+        await store.transaction((repos) =>
+          audit(repos, ctx, 'user.mfa.factor.activate', 'failure', user.id, {
+            factorId: factor.id,
+            reason: checked.reason,
+            ...(checked.detail ? { detail: checked.detail } : {}),
+            via: 'profile',
+          }),
+        );
+        return { kind: 'retry', error: fastPassMessage(checked.reason) };
+      }
+      const now = clock();
+      return store.transaction(async (repos) => {
+        if (!(await repos.factors.activatePendingFactor(factor.id, now))) return { kind: 'gone' as const };
+        await repos.factors.webauthn.saveCredential(checked.credential);
+        await audit(repos, ctx, 'user.mfa.factor.activate', 'success', user.id, {
+          factorId: factor.id,
+          provider: factor.provider,
+          name: factor.name,
+          via: 'profile',
+        });
+        await notifier.factorEnrolled(repos, user, factor, ctx);
+        return { kind: 'activated' as const, factor };
+      });
+    },
+
     /** An ACTIVE factor of this user (never another user's) and whether it is the last one. */
     async removalPreview(who: Who, factorId: string): Promise<{ factor: FactorRow; isLast: boolean } | undefined> {
       const factors = await store.repos.factors.listActiveFactors(who.user.id);
       const factor = factors.find((f) => f.id === factorId);
-      return factor ? { factor, isLast: factors.length === 1 } : undefined;
+      // Only a method sign-in still offers can be the last one; a retired one goes freely.
+      const usable = usableFactors(factors);
+      const isLast = usable.length === 1 && usable[0]?.id === factorId;
+      return factor ? { factor, isLast } : undefined;
     },
 
     /**

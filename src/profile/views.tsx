@@ -1,9 +1,18 @@
 import type { UserRow } from '../accounts/repository.ts';
 import type { FactorRow } from '../authn/factors/repository.ts';
-import { FactorChoices, NewPasswordField, OtherMethods, PassCodeField, TotpSetup } from '../authn/factors/views.tsx';
+import {
+  FASTPASS_SCRIPT,
+  FactorChoices,
+  FastPassForm,
+  NewPasswordField,
+  OtherMethods,
+  PassCodeField,
+  TotpSetup,
+} from '../authn/factors/views.tsx';
+import type { EnrollableFactor } from '../authn/service.ts';
 import { Csrf, Field, Layout, type PageContext } from '../web/layout.tsx';
 import { describeFactorType, formatTime } from './describe.ts';
-import type { FieldErrors, PendingEnrollment } from './service.ts';
+import type { FieldErrors, PendingEnrollment, PendingFastPass } from './service.ts';
 
 function BackLink() {
   return (
@@ -27,6 +36,8 @@ export function VerifyItsYouPage(props: {
   user: UserRow;
   factors: FactorRow[];
   chosen: FactorRow | undefined;
+  /** For a FastPass factor: the options for `navigator.credentials.get()`. */
+  fastPassOptions?: unknown;
   next: string;
   /** What the user is about to do, as a verb phrase ("change your password"). */
   purpose: string;
@@ -34,11 +45,41 @@ export function VerifyItsYouPage(props: {
 }) {
   const { chosen } = props;
   const c = props.ctx.contacts;
+  const fastPass = chosen?.factor_type === 'webauthn';
   return (
-    <Layout ctx={props.ctx} title="Verify it's you">
+    <Layout ctx={props.ctx} title="Verify it's you" scripts={fastPass ? [FASTPASS_SCRIPT] : []}>
       <div class="card">
         <h1>Verify it's you</h1>
-        {chosen ? (
+        {chosen && fastPass ? (
+          <>
+            <p>
+              To {props.purpose}, confirm with <strong>{chosen.name}</strong>: choose the button, then use Windows
+              Hello, Touch ID or your device PIN. We ask when you have not verified in the last 5 minutes.
+            </p>
+            {props.fastPassOptions === undefined ? (
+              <p class="alert" role="alert">
+                FastPass cannot be used here. Choose another method.
+              </p>
+            ) : (
+              <FastPassForm
+                ctx={props.ctx}
+                action="/profile/verify"
+                mode="authenticate"
+                options={props.fastPassOptions}
+                buttonLabel="Verify with FastPass"
+                error={props.error}
+              >
+                <input type="hidden" name="factorId" value={chosen.id} />
+                <input type="hidden" name="next" value={props.next} />
+              </FastPassForm>
+            )}
+            <OtherMethods
+              factors={props.factors}
+              chosen={chosen}
+              href={(f) => `/profile/verify?next=${encodeURIComponent(props.next)}&factor=${encodeURIComponent(f.id)}`}
+            />
+          </>
+        ) : chosen ? (
           <>
             <p>
               To {props.purpose}, enter a current code from <strong>{chosen.name}</strong>. We ask when you have not
@@ -70,19 +111,56 @@ export function VerifyItsYouPage(props: {
   );
 }
 
-/** Choosing the app to add (SMS and voice are retired). */
-export function AddMethodPage(props: { ctx: PageContext; error?: string | undefined }) {
+/** Choosing the method to add (SMS and voice are retired). */
+export function AddMethodPage(props: {
+  ctx: PageContext;
+  choices: readonly EnrollableFactor[];
+  fastPassUnavailable?: string | undefined;
+  /** `policy.retiredFactorsDate`. */
+  retiredSince: string;
+  error?: string | undefined;
+}) {
   return (
     <Layout ctx={props.ctx} title="Add a security method">
       <div class="card">
         <h1>Add a security method</h1>
         <p>
-          A second method on another device keeps you able to sign in if you lose your phone. Install the app first,
-          then choose it here.
+          A second method on another device keeps you able to sign in if you lose your phone or computer. For an
+          authenticator app, install the app first, then choose it here.
         </p>
         <FormError error={props.error} />
-        <FactorChoices ctx={props.ctx} action="/profile/factors/add" />
-        <p class="hint">SMS and voice call authentication were retired on 31 December 2025 and cannot be added.</p>
+        <FactorChoices
+          ctx={props.ctx}
+          action="/profile/factors/add"
+          choices={props.choices}
+          fastPassUnavailable={props.fastPassUnavailable}
+        />
+        <p class="hint">SMS and voice call authentication were retired on {props.retiredSince} and cannot be added.</p>
+        <BackLink />
+      </div>
+    </Layout>
+  );
+}
+
+/** Registering a pending FastPass method on this computer. */
+export function SetupFastPassPage(props: { ctx: PageContext; pending: PendingFastPass; error?: string | undefined }) {
+  const { factor, options } = props.pending;
+  return (
+    <Layout ctx={props.ctx} title="Set up FastPass" scripts={[FASTPASS_SCRIPT]}>
+      <div class="card">
+        <h1>Set up FastPass</h1>
+        <p>
+          Choose the button, then confirm with Windows Hello, Touch ID or your device PIN. The method is added as{' '}
+          <strong>{factor.name}</strong> and works only on this computer.
+        </p>
+        <FastPassForm
+          ctx={props.ctx}
+          action={`/profile/factors/${encodeURIComponent(factor.id)}/activate`}
+          mode="register"
+          options={options}
+          buttonLabel="Set up FastPass on this computer"
+          error={props.error}
+        />
         <BackLink />
       </div>
     </Layout>
@@ -137,7 +215,14 @@ export function RemoveMethodPage(props: { ctx: PageContext; factor: FactorRow; i
             first.
           </p>
         ) : (
-          <p>Codes from this app will no longer be accepted. Remove it if you lost the device or no longer use it.</p>
+          <p>
+            {factor.factor_type === 'webauthn'
+              ? 'FastPass on that computer will no longer be accepted.'
+              : factor.factor_type === 'sms' || factor.factor_type === 'call'
+                ? 'This retired method no longer works; removing it only tidies up your list.'
+                : 'Codes from this app will no longer be accepted.'}{' '}
+            Remove it if you lost the device or no longer use it.
+          </p>
         )}
         <form method="post" action={`/profile/factors/${encodeURIComponent(factor.id)}/remove`}>
           <Csrf ctx={props.ctx} />

@@ -1,3 +1,5 @@
+import { RefdataError } from './errors.ts';
+
 /**
  * The reference-data catalog's fixed vocabulary: FINRA facilities and the files each publishes
  * (issue #5, DESIGN "Reference data API"). Codes are what clients put in URLs
@@ -73,3 +75,23 @@ export function findFileKind(facility: string, file: string): FileKind | undefin
 
 /** How long files are kept: one rolling year (issue #5). */
 export const RETENTION_DAYS = 366;
+
+/** The facility of `code` (any case), or a `UNKNOWN_FACILITY` error naming the valid codes. */
+export function assertFacility(code: string): Facility {
+  const facility = findFacility(code);
+  if (!facility) {
+    throw new RefdataError('UNKNOWN_FACILITY', `Unknown facility "${code}" (one of: ${FACILITY_CODES.join(', ')})`);
+  }
+  return facility;
+}
+
+/** The facility and file of these codes (any case), or an error naming the valid codes. */
+export function assertFileKind(facilityCode: string, fileCode: string): { facility: Facility; kind: FileKind } {
+  const facility = assertFacility(facilityCode);
+  const kind = facility.files.find((f) => f.code === fileCode.toUpperCase());
+  if (!kind) {
+    const valid = facility.files.map((f) => f.code).join(', ');
+    throw new RefdataError('UNKNOWN_FILE', `Unknown file "${fileCode}" for ${facility.code} (one of: ${valid})`);
+  }
+  return { facility, kind };
+}

@@ -45,16 +45,25 @@ export function createRefdataRepository(db: Kysely<Database>) {
       return db.selectFrom('reference_files').selectAll().where('date', '<', before).execute();
     },
 
-    async deleteFile(id: string): Promise<void> {
-      await db.deleteFrom('reference_files').where('id', '=', id).execute();
+    /** Whether the catalog holds any file (first start generates sample data when it does not). */
+    async hasFiles(): Promise<boolean> {
+      return (await db.selectFrom('reference_files').select('id').limit(1).executeTakeFirst()) !== undefined;
     },
 
-    async grantEntitlement(userId: string, facility: string, now: number): Promise<void> {
-      await db
+    /** Deletes a catalog entry; false when it was already gone (another node pruned it first). */
+    async deleteFile(id: string): Promise<boolean> {
+      const r = await db.deleteFrom('reference_files').where('id', '=', id).executeTakeFirst();
+      return Number(r.numDeletedRows) === 1;
+    },
+
+    /** Entitles a user to a facility's files; false when they already were. */
+    async grantEntitlement(userId: string, facility: string, now: number): Promise<boolean> {
+      const r = await db
         .insertInto('entitlements')
         .values({ user_id: userId, facility, granted_at: now })
         .onConflict((oc) => oc.doNothing())
-        .execute();
+        .executeTakeFirst();
+      return Number(r.numInsertedOrUpdatedRows ?? 0) === 1;
     },
 
     async revokeEntitlement(userId: string, facility: string): Promise<boolean> {

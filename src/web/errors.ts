@@ -23,6 +23,11 @@ export const OKTA_ERRORS = {
     errorCode: 'E0000047',
     errorSummary: 'API call exceeded rate limit due to too many requests.',
   },
+  USER_STATUS: {
+    status: 403,
+    errorCode: 'E0000038',
+    errorSummary: "This operation is not allowed in the user's current status.",
+  },
   INVALID_PASSCODE: { status: 403, errorCode: 'E0000068', errorSummary: 'Invalid Passcode/Answer' },
   USER_LOCKED: {
     status: 403,

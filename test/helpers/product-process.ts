@@ -111,7 +111,7 @@ export async function startProduct(options: StartProductOptions): Promise<Produc
     rmSync(dataDir, { recursive: true, force: true });
   };
 
-  const deadline = Date.now() + (options.startTimeoutMs ?? 20_000);
+  const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
   try {
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null) {

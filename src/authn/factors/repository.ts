@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, FactorsTable } from '../../db/schema.ts';
+import { createWebAuthnRepository } from './webauthn/repository.ts';
 
 export type FactorRow = Selectable<FactorsTable>;
 
@@ -56,6 +57,39 @@ export function createFactorRepository(db: Kysely<Database>) {
         .executeTakeFirst();
       return Number(r.numDeletedRows) === 1;
     },
+    /**
+     * PENDING_ACTIVATION → ACTIVE for a factor proven by other means than a TOTP code (a FastPass
+     * registration); false if it was not pending.
+     */
+    async activatePendingFactor(factorId: string, now: number): Promise<boolean> {
+      const r = await db
+        .updateTable('factors')
+        .set({ status: 'ACTIVE', activated_at: now, last_used_at: now })
+        .where('id', '=', factorId)
+        .where('status', '=', 'PENDING_ACTIVATION')
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    },
+    /** Records when a factor was last verified (FastPass: the counter is kept with the credential). */
+    async markFactorUsed(factorId: string, now: number): Promise<void> {
+      await db.updateTable('factors').set({ last_used_at: now }).where('id', '=', factorId).execute();
+    },
+    /** The phone number of an imported SMS or voice-call factor. */
+    async setPhoneNumber(factorId: string, phoneNumber: string): Promise<void> {
+      await db.insertInto('factor_phone_numbers').values({ factor_id: factorId, phone_number: phoneNumber }).execute();
+    },
+    /** The phone numbers of a user's SMS and voice-call factors, by factor id. */
+    async listPhoneNumbers(userId: string): Promise<Map<string, string>> {
+      const rows = await db
+        .selectFrom('factor_phone_numbers')
+        .innerJoin('factors', 'factors.id', 'factor_phone_numbers.factor_id')
+        .select(['factor_phone_numbers.factor_id', 'factor_phone_numbers.phone_number'])
+        .where('factors.user_id', '=', userId)
+        .execute();
+      return new Map(rows.map((r) => [r.factor_id, r.phone_number]));
+    },
+    /** FastPass credentials and challenges. */
+    webauthn: createWebAuthnRepository(db),
     /** Drops enrollments that were started but never confirmed. */
     async deletePendingFactors(userId: string): Promise<void> {
       await db.deleteFrom('factors').where('user_id', '=', userId).where('status', '=', 'PENDING_ACTIVATION').execute();

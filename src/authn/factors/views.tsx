@@ -1,6 +1,6 @@
 import type { ComponentChildren } from 'preact';
 import { Csrf, Field, type PageContext } from '../../web/layout.tsx';
-import { ENROLLABLE_FACTORS } from '../service.ts';
+import type { EnrollableFactor } from '../service.ts';
 import type { FactorRow } from './repository.ts';
 
 /**
@@ -40,32 +40,88 @@ export function NewPasswordField(props: { minLength: number; error?: string | un
   );
 }
 
-/** One form per app that can be enrolled, each posting its provider to `action`. */
+const CHOICE_HINTS: Readonly<Record<string, string>> = {
+  GOOGLE: 'Six-digit codes from Google Authenticator or any RFC 6238 authenticator app.',
+  OKTA: 'Six-digit codes from the Okta Verify app.',
+  FIDO: 'Okta Verify Desktop: sign in on this computer with Windows Hello, Touch ID or your device PIN. No phone needed.',
+};
+
+/** One form per method that can be enrolled, each posting its provider to `action`. */
 export function FactorChoices(props: {
   ctx: PageContext;
   action: string;
+  choices: readonly EnrollableFactor[];
   /** Sign-in's transaction takes the factor type with the provider (as the Okta API does). */
   withFactorType?: boolean;
+  /** Why FastPass is not among the choices here (an insecure sign-in URL), if it is not. */
+  fastPassUnavailable?: string | undefined;
 }) {
   return (
     <div class="factor-choice">
-      {ENROLLABLE_FACTORS.map((f) => (
+      {props.choices.map((f) => (
         <form method="post" action={props.action} key={f.provider}>
           <Csrf ctx={props.ctx} />
           {props.withFactorType ? <input type="hidden" name="factorType" value={f.factorType} /> : null}
           <input type="hidden" name="provider" value={f.provider} />
           <strong>{f.label}</strong>
-          <p class="hint">
-            {f.provider === 'GOOGLE'
-              ? 'Six-digit codes from Google Authenticator or any RFC 6238 authenticator app.'
-              : 'Six-digit codes from the Okta Verify app.'}
-          </p>
+          <p class="hint">{CHOICE_HINTS[f.provider] ?? ''}</p>
           <button type="submit">Set up {f.label}</button>
         </form>
       ))}
+      {props.fastPassUnavailable ? (
+        <p class="notice" id="fastpass-unavailable">
+          FastPass is not offered here. {props.fastPassUnavailable}
+        </p>
+      ) : null}
     </div>
   );
 }
+
+/**
+ * The FastPass ceremony: a form whose button (shown by `/assets/vendor/fastpass.js`) asks the
+ * browser to create (`register`) or use (`authenticate`) the credential, then posts the browser's
+ * answer in `response` to `action`. The page must load that script (`Layout` `scripts`).
+ */
+export function FastPassForm(props: {
+  ctx: PageContext;
+  action: string;
+  mode: 'register' | 'authenticate';
+  /** The options for `navigator.credentials.create()` / `.get()`, as JSON-ready data. */
+  options: unknown;
+  buttonLabel: string;
+  error?: string | undefined;
+  /** Hidden inputs the form posts with the answer. */
+  children?: ComponentChildren;
+}) {
+  return (
+    <form
+      method="post"
+      action={props.action}
+      data-webauthn={props.mode}
+      data-options={JSON.stringify(props.options)}
+      aria-describedby="fastpass-status"
+    >
+      <Csrf ctx={props.ctx} />
+      {props.children}
+      <input type="hidden" name="response" value="" />
+      {props.error ? (
+        <p class="alert" role="alert" id="fastpass-error">
+          {props.error}
+        </p>
+      ) : null}
+      <p class="hint" id="fastpass-status" role="status" aria-live="polite" />
+      <button type="button" data-webauthn-start hidden>
+        {props.buttonLabel}
+      </button>
+      <noscript>
+        <p class="alert">FastPass needs JavaScript in this browser. Turn it on, or choose another method.</p>
+      </noscript>
+    </form>
+  );
+}
+
+/** Where the FastPass page script is served (`Layout` `scripts`). */
+export const FASTPASS_SCRIPT = 'vendor/fastpass.js';
 
 /**
  * Setting up an authenticator app: the steps, the QR code, the setup key (`#shared-secret`, its
