@@ -340,6 +340,10 @@ function report(m: {
       'bare Fastify, same load',
       `${f(baselineRate, 0)} answers/s: the service does ${pct((smallRate / baselineRate) * 100)} of that`,
     ],
+    [
+      'main-thread CPU per answer',
+      `${f(mainCpuPer(small), 3)} ms download, ${f(mainCpuPer(m.baseline), 3)} ms bare Fastify (×${f(mainCpuPer(small) / mainCpuPer(m.baseline), 2)})`,
+    ],
     [],
     ['large file', `${f(m.largeBytes / 2 ** 20, 0)} MiB by DownloadHandler.ashx, ${m.largeClients} clients`],
     ['throughput', `${f(largeRate, 0)} MB/s (target ≥ ${TARGET_MB_PER_SECOND}: ${largeMet ? 'met' : 'missed'})`],

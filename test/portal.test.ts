@@ -91,14 +91,14 @@ describe('sign-in', () => {
     expect(setCookies(back).some((c) => c.startsWith('traqs_ntf_portal_signin=;'))).toBe(true);
   });
 
-  it('shows the home page: name, firm, the API menu with Programmatic, and a sign-out form', async () => {
+  it('shows the home page: name, firm, the API menu with Manual and Programmatic, and a sign-out form', async () => {
     await signInToPortal(b, fake, alice.user.id);
     const home = await b.get('/');
     expect(home.statusCode).toBe(200);
     expect(home.payload).toContain('Welcome, Test User');
     expect(home.payload).toContain('Acme Securities');
     expect(home.payload).toContain('<a href="/api/programmatic">Programmatic</a>');
-    expect(home.payload).not.toContain('Manual');
+    expect(home.payload).toContain('<a href="/api/manual">Manual</a>');
     expect(home.payload).toContain('action="/signout"');
     // The environment banner of a test environment, and the service name.
     expect(home.payload).toContain('NTF test environment');

@@ -105,6 +105,45 @@ export interface FileAnswerResult {
   range?: { start: number; end: number };
 }
 
+interface RowHeaders {
+  etag: string;
+  /** On every answer about the file, 304 included (RFC 9110 §15.4.5). */
+  validators: Record<string, string>;
+  /** On answers carrying the file's bytes. */
+  content: Record<string, string>;
+  reprDigest: string;
+}
+
+/** Header values depend on the catalog entry only: worked out once per entry, not per download. */
+const rowHeaders = new WeakMap<ReferenceFileRow, RowHeaders>();
+
+function headersOf(row: ReferenceFileRow): RowHeaders {
+  let h = rowHeaders.get(row);
+  if (!h) {
+    const etag = `"${row.sha256}"`;
+    h = {
+      etag,
+      validators: {
+        etag,
+        'last-modified': new Date(row.created_at).toUTCString(),
+        vary: 'Accept-Encoding',
+        // Per-user (authorised) content: a browser may keep it and revalidate, a shared cache may not.
+        'cache-control': 'private, no-cache',
+        'accept-ranges': 'bytes',
+        'x-content-sha256': row.sha256,
+      },
+      content: {
+        'content-type': 'text/plain; charset=utf-8',
+        'content-disposition': `attachment; filename="${downloadFileName(row)}"`,
+      },
+      // RFC 9530 Repr-Digest: the digest of the whole file as stored, meaningful when sent uncompressed.
+      reprDigest: `sha-256=:${Buffer.from(row.sha256, 'hex').toString('base64')}:`,
+    };
+    rowHeaders.set(row, h);
+  }
+  return h;
+}
+
 /**
  * Sends an opened file with the HTTP an API client needs to fetch it efficiently and resume it:
  * a strong ETag (the SHA-256, RFC 9110 §8.8.3) with `If-None-Match` → 304, one byte range →
@@ -118,16 +157,9 @@ export function sendCatalogFile(
   row: ReferenceFileRow,
   file: OpenedFile,
 ): FileAnswerResult {
-  const etag = `"${row.sha256}"`;
+  const { etag, validators, content: headers, reprDigest } = headersOf(row);
   const size = file.size;
-  reply
-    .header('etag', etag)
-    .header('last-modified', new Date(row.created_at).toUTCString())
-    .header('vary', 'Accept-Encoding')
-    // Per user (authorised) content: a browser may keep it and revalidate, a shared cache may not.
-    .header('cache-control', 'private, no-cache')
-    .header('accept-ranges', 'bytes')
-    .header('x-content-sha256', row.sha256);
+  reply.headers(validators);
 
   if (!noneMatch(req.headers['if-none-match'], etag)) {
     release(file);
@@ -135,13 +167,8 @@ export function sendCatalogFile(
     return { status: 304, encoding: 'identity' };
   }
 
-  const headers = {
-    'content-type': 'text/plain; charset=utf-8',
-    'content-disposition': `attachment; filename="${downloadFileName(row)}"`,
-  };
-  const rangeHeader = req.headers.range;
   const range = rangeStillValid(headerValue(req.headers['if-range']), etag)
-    ? parseRange(rangeHeader, size)
+    ? parseRange(req.headers.range, size)
     : ({ kind: 'whole' } as const);
   if (range.kind === 'unsatisfiable') {
     release(file);
@@ -154,8 +181,6 @@ export function sendCatalogFile(
       },
     );
   }
-  // RFC 9530 Repr-Digest: the digest of the whole file as stored, meaningful when sent uncompressed.
-  const reprDigest = `sha-256=:${Buffer.from(row.sha256, 'hex').toString('base64')}:`;
 
   const head = req.method === 'HEAD';
   if (range.kind === 'range') {
