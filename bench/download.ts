@@ -85,15 +85,13 @@ async function startLoad(command: Extract<DownloadLoadCommand, { type: 'start' }
   let wake: (() => void) | undefined;
   let closed: Error | undefined;
   child.on('message', (m: DownloadLoadMessage) => {
-    if (process.env.BENCH_DEBUG) progress(`child ${child.pid}: ${m.type}`);
     messages.push(m);
     wake?.();
   });
   // A child's last message can be emitted after its 'exit' and 'close' events: look at the
   // messages once more before calling the child gone.
-  child.on('close', (code, signal) =>
+  child.on('close', (code) =>
     setImmediate(() => {
-      if (process.env.BENCH_DEBUG) progress(`child ${child.pid} closed ${code} ${signal}`);
       closed = new Error(`the load generator exited (${code})`);
       wake?.();
     }),

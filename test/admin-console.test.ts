@@ -320,4 +320,69 @@ describe('administration consoles', () => {
     const back = await ops.b.submit(`/admin/users/${target.user.id}`, `/admin/users/${target.user.id}/unsuspend`, {});
     expect(back.payload).toContain('data-status="ACTIVE"');
   });
+  it('Operations handles a suspicious-activity report: sign out (re-verified), then close with a note', async () => {
+    const target = await activateUser(s, 'reported@acme.example');
+    await s.rt.store.repos.reports.createReport({
+      id: 'rptconsole0000001',
+      user_id: target.user.id,
+      created_at: s.clock(),
+      source: 'newSignIn',
+      details: '{}',
+      ip: '203.0.113.50',
+      user_agent: 'Mozilla/5.0',
+      status: 'open',
+      closed_at: null,
+      closed_by: null,
+      note: null,
+    });
+    await s.rt.sessions.create(target.user.id, ['pwd', 'otp'], { ip: null, userAgent: null });
+    const ops = await staffMember(s, 'ops@acme.example', ['operations']);
+    expect((await ops.b.get('/admin/operations')).payload).toContain('/admin/reports/rptconsole0000001');
+    s.clock.advance(6 * MINUTE);
+    const first = await ops.b.submit(
+      '/admin/reports/rptconsole0000001',
+      '/admin/reports/rptconsole0000001/sign-out',
+      {},
+    );
+    expect(first.headers.location).toBe('/admin/verify?next=%2Fadmin%2Freports%2Frptconsole0000001');
+    const verify = await ops.b.get(String(first.headers.location));
+    await ops.b.post('/admin/verify', {
+      _csrf: csrfFrom(verify.payload),
+      factorId: hiddenFrom(verify.payload, 'factorId'),
+      next: '/admin/reports/rptconsole0000001',
+      passCode: freshCode(s, ops.user.secret),
+    });
+    const signedOut = await ops.b.submit(
+      '/admin/reports/rptconsole0000001',
+      '/admin/reports/rptconsole0000001/sign-out',
+      {},
+    );
+    expect(signedOut.statusCode).toBe(200);
+    expect(signedOut.payload).toContain('Signed out and refresh tokens revoked.');
+    const closed = await ops.b.submit('/admin/reports/rptconsole0000001', '/admin/reports/rptconsole0000001/close', {
+      note: 'Confirmed with the user <b>by phone</b>',
+    });
+    expect(closed.payload).toContain('Report closed.');
+    expect(closed.payload).toContain('Confirmed with the user &lt;b>by phone&lt;/b>');
+  });
+
+  it('Operations rejects a request with a reason the SAA then sees', async () => {
+    const saa = await staffMember(s, 'saa@acme.example', ['saa']);
+    const own = await provisioned(s, 'leaver@acme.example', s.firm);
+    const requested = await saa.b.submit('/admin/firm', `/admin/users/${own.id}/deactivation-request`, {
+      from: 'firm',
+    });
+    expect(requested.payload).toContain('Deactivation requested');
+    const ops = await staffMember(s, 'ops@acme.example', ['operations']);
+    const queue = await ops.b.get('/admin/operations');
+    const id = /data-request="([^"]+)"/.exec(queue.payload)?.[1] ?? '';
+    const rejected = await ops.b.post(`/admin/requests/${id}/reject`, {
+      _csrf: csrfFrom(queue.payload),
+      reason: 'Still employed until March',
+    });
+    expect(rejected.payload).toContain('Request rejected.');
+    const firm = (await saa.b.get('/admin/firm')).payload;
+    expect(firm).toContain('rejected');
+    expect(firm).toContain('Still employed until March');
+  });
 });
