@@ -11,6 +11,7 @@ import type { Benchmark, BenchReport } from './common.ts';
 const benchmarks: Record<string, () => Promise<{ benchmark: Benchmark }>> = {
   signin: () => import('./signin.ts'),
   refresh: () => import('./refresh.ts'),
+  download: () => import('./download.ts'),
 };
 
 const commonOptions = {

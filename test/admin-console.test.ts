@@ -385,4 +385,16 @@ describe('administration consoles', () => {
     expect(firm).toContain('rejected');
     expect(firm).toContain('Still employed until March');
   });
+  it('the service, not the page, refuses an action outside the role', async () => {
+    const target = await activateUser(s, 'someone@acme.example');
+    const ops = await staffMember(s, 'ops@acme.example', ['operations']);
+    const page = await ops.b.get(`/admin/users/${target.user.id}`);
+    expect(page.payload).not.toContain('Reset all methods');
+    const forced = await ops.b.post(`/admin/users/${target.user.id}/reset-factors`, { _csrf: csrfFrom(page.payload) });
+    expect(forced.statusCode).toBe(403);
+    expect(await s.rt.store.repos.factors.listActiveFactors(target.user.id)).toHaveLength(1);
+    const denied = await s.rt.store.repos.audit.listEvents({ targetId: target.user.id, limit: 20 });
+    expect(denied.some((e) => e.outcome === 'denied' && e.actor_id === ops.user.user.id)).toBe(true);
+    expect((await ops.b.get('/admin/support')).statusCode).toBe(403);
+  });
 });

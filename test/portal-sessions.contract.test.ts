@@ -33,7 +33,11 @@ describeEachBackend('portal sessions repository', (backend) => {
     const repo = backend.store().repos.portalSessions;
     const r = row();
     await repo.create(r);
-    expect(await repo.findActive(r.id_hash, NOW)).toStrictEqual({ ...r, download_token_sealed: null, download_token_expires_at: null });
+    expect(await repo.findActive(r.id_hash, NOW)).toStrictEqual({
+      ...r,
+      download_token_sealed: null,
+      download_token_expires_at: null,
+    });
     expect(await repo.findActive(r.id_hash, r.idle_expires_at)).toBeUndefined();
     const idleLonger = row({ idle_expires_at: NOW + 24 * 60 * MINUTE });
     await repo.create(idleLonger);

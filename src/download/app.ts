@@ -35,7 +35,7 @@ export interface DownloadOptions {
   catalogRefreshMs?: number;
   /** Audit events are written at least this often (default 100 ms)… */
   auditFlushMs?: number;
-  /** …or as soon as this many wait (default 500), one transaction per batch. */
+  /** …or as soon as this many wait (default 500), in one multi-row INSERT. */
   auditBatchSize?: number;
   /** Small files (≤ 64 KiB) kept in memory, in bytes (default 32 MiB; 0 reads every download from the disk). */
   smallFileCacheBytes?: number;

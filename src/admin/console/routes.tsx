@@ -499,6 +499,8 @@ export function registerAdminConsoles(app: FastifyInstance, deps: AdminConsoleDe
         filter={f}
         query={filterQueryString(f)}
         events={events.value}
+        limit={VIEW_LIMIT}
+        exportLimit={EXPORT_LIMIT}
       />,
     );
   });

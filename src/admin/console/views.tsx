@@ -559,6 +559,8 @@ export function AuditPage(props: {
   filter: AuditFilterForm;
   query: string;
   events: AuditRow[];
+  limit: number;
+  exportLimit: number;
   notice?: Notice | undefined;
 }) {
   const f = props.filter;
@@ -585,6 +587,9 @@ export function AuditPage(props: {
       </form>
       <p class="links">
         <a href={`/admin/audit.csv${qs}`}>Export CSV</a> · <a href={`/admin/audit.json${qs}`}>Export JSON</a>
+      </p>
+      <p class="hint">
+        The newest {props.limit} matching events; the exports hold up to {props.exportLimit}.
       </p>
       <table class="compact">
         <thead>
