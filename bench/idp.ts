@@ -50,8 +50,10 @@ export interface BenchIdp {
  * the mail worker polling every second), with the OWASP Argon2id parameters. Only the variables
  * passed here are read, so a DATABASE_URL or TRAQS_* of the caller's shell cannot point it elsewhere.
  */
-export async function startIdp(options: { logLevel?: string } = {}): Promise<BenchIdp> {
+export async function startIdp(options: { logLevel?: string; postgresUrl?: string } = {}): Promise<BenchIdp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'traqs-bench-'));
+  // PostgreSQL: a database of its own on the given server, dropped at close.
+  const pgDatabase = options.postgresUrl ? await createBenchDatabase(options.postgresUrl) : undefined;
   // The idp's public URL is where it listens: the authorization server's issuer must be reachable.
   const port = await freePort();
   const config = loadConfig(
@@ -60,6 +62,7 @@ export async function startIdp(options: { logLevel?: string } = {}): Promise<Ben
       TRAQS_ENVIRONMENTS: 'ntf',
       TRAQS_NTF_IDP_PORT: String(port),
       TRAQS_NTF_IDP_URL: `http://127.0.0.1:${port}`,
+      ...(pgDatabase ? { TRAQS_NTF_DATABASE_URL: pgDatabase.url } : {}),
     },
     {
       ...(options.logLevel ? { logLevel: options.logLevel } : {}),
@@ -92,15 +95,35 @@ export async function startIdp(options: { logLevel?: string } = {}): Promise<Ben
     rt,
     origin: `http://127.0.0.1:${address.port}`,
     dataDir,
-    databaseFile: sqlitePathFor(dataDir, environment.id),
+    databaseFile: pgDatabase ? pgDatabase.url : sqlitePathFor(dataDir, environment.id),
     logFile,
     async close(keep = false) {
       await app.close();
       await rt.close();
+      await pgDatabase?.drop();
       if (keep) progress(`kept ${dataDir} (database and idp.log)`);
       else rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A fresh PostgreSQL database next to the one `url` names (CREATE DATABASE needs no schema juggling). */
+async function createBenchDatabase(url: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const { default: pg } = await import('pg');
+  const name = `traqs_bench_${process.pid}_${Date.now()}`;
+  const admin = async (statement: string) => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const target = new URL(url);
+  target.pathname = `/${name}`;
+  return { url: target.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name}`) };
 }
 
 /** A TCP port free on loopback right now (another process could still take it before we listen). */

@@ -193,9 +193,17 @@ async function run(options: BenchOptions): Promise<BenchReport> {
   const logLevel = options.extra['log-level'];
   const machine = machineInfo();
 
-  const idp = await startIdp(typeof logLevel === 'string' ? { logLevel } : {});
+  const database: 'SQLite' | 'PostgreSQL' = options.extra.database === 'postgres' ? 'PostgreSQL' : 'SQLite';
+  const postgresUrl =
+    database === 'PostgreSQL'
+      ? (process.env.TRAQS_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test')
+      : undefined;
+  const idp = await startIdp({
+    ...(typeof logLevel === 'string' ? { logLevel } : {}),
+    ...(postgresUrl ? { postgresUrl } : {}),
+  });
   try {
-    progress(`idp on ${idp.origin} (SQLite ${idp.databaseFile}); enrolling a user through the API`);
+    progress(`idp on ${idp.origin} (${database} ${idp.databaseFile}); enrolling a user through the API`);
     const template = await enrollTemplateUser(idp);
     // A second user shaped like the template whose last TOTP step has passed: it signs in at once.
     const [user] = await createUsers(idp, template, 2);
@@ -256,6 +264,7 @@ async function run(options: BenchOptions): Promise<BenchReport> {
       concurrency,
       warmupSeconds,
       logLevel: idp.rt.config.logLevel,
+      database,
       load: result,
       server,
       verify,
@@ -271,6 +280,7 @@ async function run(options: BenchOptions): Promise<BenchReport> {
 }
 
 function report(m: {
+  database: 'SQLite' | 'PostgreSQL';
   machine: MachineInfo;
   concurrency: number;
   warmupSeconds: number;
@@ -304,6 +314,7 @@ function report(m: {
   );
   const noisy = (others ?? 0) > 5;
 
+  const database = m.database;
   const result = {
     benchmark: 'refresh',
     grantsPerSecond: round(grantsPerSecond),
@@ -334,7 +345,10 @@ function report(m: {
       otherProcessesCpuPercentOfMachine: others === undefined ? null : round(others),
     },
     setup: {
-      database: 'SQLite (WAL, synchronous=NORMAL), file in a temp directory',
+      database:
+        database === 'SQLite'
+          ? 'SQLite (WAL, synchronous=NORMAL), file in a temp directory'
+          : 'PostgreSQL, a fresh database on the local server',
       logLevel: m.logLevel,
       grant: `grant_type=refresh_token, client traqs-api (public), scope ${m.scope ?? 'as granted (openid offline_access download)'}`,
       response: `ES256 JWT access token (${m.accessTokenBytes} chars)${m.idToken ? ' and an ES256 ID token' : ''}`,
@@ -348,48 +362,60 @@ function report(m: {
         .map(([k, v]) => `${k}: ${v}`)
         .join(', ')})`
     : '0';
-  const table = formatTable('Refresh benchmark: POST /oauth2/default/v1/token grant_type=refresh_token on SQLite', [
-    ['refresh grants/s', `${f(grantsPerSecond)}  (${load.completed} in ${f(windowSeconds, 2)} s)`],
-    ['grants per server CPU-second', `${f(grantsPerCoreSecond)}  (${f(serverCpuPerGrant, 3)} ms server CPU per grant)`],
-    ['target', `>= ${TARGET_GRANTS_PER_CORE_SECOND} per core`],
-    ['result', verdict],
-    ['latency p50/p95/p99', `${f(latency.p50)} / ${f(latency.p95)} / ${f(latency.p99)} ms (max ${f(latency.max)})`],
-    ['errors (all phases)', errorText],
-    [],
+  const table = formatTable(
+    `Refresh benchmark: POST /oauth2/default/v1/token grant_type=refresh_token on ${database}`,
     [
-      'jose ES256 verify, one core',
-      `${f(m.verify.perSecond)}/s  (${f(m.verify.cpuMsPerOp, 3)} ms CPU each: ${f(1000 / m.verify.cpuMsPerOp)} per CPU-second)`,
+      ['refresh grants/s', `${f(grantsPerSecond)}  (${load.completed} in ${f(windowSeconds, 2)} s)`],
+      [
+        'grants per server CPU-second',
+        `${f(grantsPerCoreSecond)}  (${f(serverCpuPerGrant, 3)} ms server CPU per grant)`,
+      ],
+      ['target', `>= ${TARGET_GRANTS_PER_CORE_SECOND} per core`],
+      ['result', verdict],
+      ['latency p50/p95/p99', `${f(latency.p50)} / ${f(latency.p95)} / ${f(latency.p99)} ms (max ${f(latency.max)})`],
+      ['errors (all phases)', errorText],
+      [],
+      [
+        'jose ES256 verify, one core',
+        `${f(m.verify.perSecond)}/s  (${f(m.verify.cpuMsPerOp, 3)} ms CPU each: ${f(1000 / m.verify.cpuMsPerOp)} per CPU-second)`,
+      ],
+      ['jose ES256 sign, one core', `${f(m.sign.perSecond)}/s  (${f(m.sign.cpuMsPerOp, 3)} ms CPU each)`],
+      [],
+      [
+        'server main thread per grant',
+        `${mainCpuPerGrant === undefined ? '?' : f(mainCpuPerGrant, 3)} ms CPU (event loop ${f(server.eventLoopUtilization * 100)} % busy)`,
+      ],
+      ['client CPU per grant', `${f(clientCpuPerGrant, 3)} ms (child process, on the same CPUs)`],
+      [
+        'other programs (noise)',
+        `${others === undefined ? '?' : `${f(others)} %`} of the machine${noisy ? '  << busy machine: unreliable' : ''}`,
+      ],
+      ['concurrency', `${m.concurrency} keep-alive connections, one request in flight each`],
+      ['request', result.setup.grant],
+      ['response', result.setup.response],
+      ['server', `log level ${m.logLevel}; ${result.setup.database}`],
+      ...(m.profile ? [['CPU profile', m.profile] as const] : []),
+      [],
+      ['machine', `${m.machine.cpus} x ${m.machine.cpuModel}, ${m.machine.os}`],
+      ['node', m.machine.node],
+      ['load average at start', String(m.machine.loadAverage1m)],
     ],
-    ['jose ES256 sign, one core', `${f(m.sign.perSecond)}/s  (${f(m.sign.cpuMsPerOp, 3)} ms CPU each)`],
-    [],
-    [
-      'server main thread per grant',
-      `${mainCpuPerGrant === undefined ? '?' : f(mainCpuPerGrant, 3)} ms CPU (event loop ${f(server.eventLoopUtilization * 100)} % busy)`,
-    ],
-    ['client CPU per grant', `${f(clientCpuPerGrant, 3)} ms (child process, on the same CPUs)`],
-    [
-      'other programs (noise)',
-      `${others === undefined ? '?' : `${f(others)} %`} of the machine${noisy ? '  << busy machine: unreliable' : ''}`,
-    ],
-    ['concurrency', `${m.concurrency} keep-alive connections, one request in flight each`],
-    ['request', result.setup.grant],
-    ['response', result.setup.response],
-    ['server', `log level ${m.logLevel}; SQLite file in a temp directory`],
-    ...(m.profile ? [['CPU profile', m.profile] as const] : []),
-    [],
-    ['machine', `${m.machine.cpus} x ${m.machine.cpuModel}, ${m.machine.os}`],
-    ['node', m.machine.node],
-    ['load average at start', String(m.machine.loadAverage1m)],
-  ]);
+  );
   return { ok, table, result };
 }
 
 export const benchmark: Benchmark = {
-  description: 'refresh-token grants/s at /oauth2/default/v1/token (SQLite) vs raw jose ES256 verify/s on one core',
+  description:
+    'refresh-token grants/s at /oauth2/default/v1/token (SQLite or PostgreSQL) vs raw jose ES256 on one core',
   options: {
     warmup: { type: 'string', arg: 'N', help: 'seconds of load before measuring (default: seconds/5, 1 to 3)' },
     'log-level': { type: 'string', arg: 'LEVEL', help: 'server log level (default: the configured one, info)' },
     keep: { type: 'boolean', help: 'keep the temporary database and idp.log' },
+    database: {
+      type: 'string',
+      arg: 'DB',
+      help: 'sqlite (default) or postgres (a fresh database on TRAQS_BENCH_DATABASE_URL, default the local test server)',
+    },
     'cpu-profile': { type: 'boolean', help: "profile the server's main thread over the measured window" },
     scope: {
       type: 'string',

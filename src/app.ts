@@ -5,6 +5,8 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createAccountService } from './accounts/service.ts';
 import { registerManagementApi } from './admin/api-routes.ts';
+import { registerAdminConsoles } from './admin/console/routes.tsx';
+import { createAdminServiceFor } from './admin/service.ts';
 import { registerAuthnApi } from './authn/api-routes.ts';
 import { createAttemptGuard } from './authn/attempts.ts';
 import { createPasswordHasher } from './authn/factors/password/hashing.ts';
@@ -277,6 +279,13 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
     page,
   });
   registerReportPages(app, { reports: rt.reports, page });
+  registerAdminConsoles(app, {
+    admin: createAdminServiceFor(rt),
+    profile: rt.profile,
+    sessions: rt.sessions,
+    sidCookie,
+    page,
+  });
   // The development mailbox shows links that are bearer secrets: only for a test environment that
   // has no SMTP relay (the quick start), never where mail is really delivered (DESIGN, "Email").
   if (environment.kind === 'test' && !config.smtp.url) registerDevMailbox(app, { store: rt.store, page });
