@@ -97,6 +97,13 @@ interface Account {
   claims(use: string, scope: string): Promise<Record<string, unknown>>;
 }
 
+/** What code oidc-provider calls without the request knows of it (see `currentRequest`). */
+interface CurrentRequest {
+  ip: string | null;
+  userAgent: string | null;
+  refreshTokenExpiresAt?: number;
+}
+
 const ownTokensOnly = (_ctx: KoaContext, client: OidcClient, token: OidcToken) => token.clientId === client.clientId;
 
 const defaultLabel = (now: number) => `Refresh token ${new Date(now).toISOString().slice(0, 10)}`;
@@ -171,7 +178,8 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
       revoked_reason: null,
     });
     if (!inserted) return;
-    const origin = requestOrigin.getStore() ?? { ip: null, userAgent: null };
+    const { ip = null, userAgent = null } = currentRequest.getStore() ?? {};
+    const origin = { ip, userAgent };
     const label = defaultLabel(now);
     await repos.audit.recordEvent({
       at: now,
@@ -187,12 +195,11 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
   }
 
   /**
-   * Where the request being handled came from: the adapter's hook runs inside oidc-provider's
-   * save and cannot see the request, but runs in its asynchronous context.
+   * The request being handled, for code oidc-provider calls without it: where it came from (the
+   * adapter's refresh-token hook runs inside oidc-provider's save, for the email and audit) and the
+   * expiry of the refresh token it used (`findAccount`, for the token answer).
    */
-  const requestOrigin = new AsyncLocalStorage<{ ip: string | null; userAgent: string | null }>();
-  /** The expiry of the refresh token a token request used, for its answer. */
-  const refreshTokenExpiry = new AsyncLocalStorage<{ set(expiresAt: number): void }>();
+  const currentRequest = new AsyncLocalStorage<CurrentRequest>();
 
   async function findAccount(ctx: KoaContext, sub: string, token?: OidcToken): Promise<Account | undefined> {
     const user = await store.repos.users.findUserById(sub);
@@ -212,7 +219,8 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
       if (described.last_used_at === null || described.last_used_at < now - 60_000 || described.last_used_ip !== ip) {
         await store.repos.apiTokens.markUsed(idHash, now, ip);
       }
-      refreshTokenExpiry.getStore()?.set(described.expires_at);
+      const request = currentRequest.getStore();
+      if (request) request.refreshTokenExpiresAt = described.expires_at;
     }
     const facilities = apps.includes('download') ? await store.repos.refdata.listEntitlements(sub) : [];
     return {
@@ -424,11 +432,13 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
     });
     provider.proxy = config.trustProxy;
     provider.use(async (ctx, next) => {
-      // The adapter's refresh-token hook needs the requester's address for the email and audit.
       const userAgent = ctx.get('user-agent');
-      let expiresAt: number | undefined;
-      const origin = { ip: ctx.ip ?? null, userAgent: userAgent ? userAgent.slice(0, 512) : null };
-      await requestOrigin.run(origin, () => refreshTokenExpiry.run({ set: (at) => (expiresAt = at) }, next));
+      const request: CurrentRequest = {
+        ip: ctx.ip ?? null,
+        userAgent: userAgent ? userAgent.slice(0, 512) : null,
+      };
+      await currentRequest.run(request, next);
+      const expiresAt = request.refreshTokenExpiresAt;
       if (ctx.oidc?.route === 'token' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
         const body = ctx.body as Record<string, unknown>;
         if (expiresAt !== undefined && ctx.oidc.params?.grant_type === 'refresh_token') {
