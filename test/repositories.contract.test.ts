@@ -373,6 +373,39 @@ describeEachBackend('users repository', (backend) => {
   });
 });
 
+describeEachBackend('token subject (what the token endpoint reads per grant)', (backend) => {
+  it("returns the user, the firm name, and only that user's apps and facilities, sorted", async () => {
+    const store = backend.store();
+    const firm = newFirm({ name: 'Subject Firm' });
+    await store.repos.firms.createFirm(firm);
+    const user = newUser(firm.id);
+    const other = newUser(firm.id);
+    await store.repos.users.createUser(user);
+    await store.repos.users.createUser(other);
+    await store.repos.users.assignApp(user.id, 'portal', NOW);
+    await store.repos.users.assignApp(user.id, 'download', NOW);
+    await store.repos.users.assignApp(other.id, 'portal', NOW);
+    await store.repos.refdata.grantEntitlement(user.id, 'TRACE-TSY', NOW);
+    await store.repos.refdata.grantEntitlement(user.id, 'ORF', NOW);
+    await store.repos.refdata.grantEntitlement(other.id, 'ADF', NOW);
+    expect(await store.repos.oauth.findTokenSubject(user.id)).toStrictEqual({
+      user,
+      firmName: 'Subject Firm',
+      apps: ['download', 'portal'],
+      facilities: ['ORF', 'TRACE-TSY'],
+    });
+    const none = newUser(firm.id);
+    await store.repos.users.createUser(none);
+    expect(await store.repos.oauth.findTokenSubject(none.id)).toStrictEqual({
+      user: none,
+      firmName: 'Subject Firm',
+      apps: [],
+      facilities: [],
+    });
+    expect(await store.repos.oauth.findTokenSubject(createId('00u'))).toBeUndefined();
+  });
+});
+
 describeEachBackend('factors repository', (backend) => {
   it('finds a factor only through the user who owns it', async () => {
     const store = backend.store();

@@ -14,6 +14,7 @@ import { type Clock, hashBearerSecret } from '../lib/tokens.ts';
 import type { Notifier } from '../mail/notifications.ts';
 import { createOidcAdapterFactory } from './adapter.ts';
 import { ensureSigningKeys, loadJwks } from './keys.ts';
+import { NodeSigningKey } from './node-signing-key.ts';
 import type { OauthPages } from './pages.tsx';
 
 /**
@@ -202,9 +203,10 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
   const currentRequest = new AsyncLocalStorage<CurrentRequest>();
 
   async function findAccount(ctx: KoaContext, sub: string, token?: OidcToken): Promise<Account | undefined> {
-    const user = await store.repos.users.findUserById(sub);
-    if (!user || !TOKEN_STATUSES.has(user.status) || user.auth_mode !== 'local') return undefined;
-    const apps = await store.repos.users.listApps(sub);
+    const subject = await store.repos.oauth.findTokenSubject(sub);
+    if (!subject) return undefined;
+    const { user, apps } = subject;
+    if (!TOKEN_STATUSES.has(user.status) || user.auth_mode !== 'local') return undefined;
     const clientId = ctx.oidc?.client?.clientId ?? token?.clientId;
     // A token is refused once its user is unassigned from the client's app (issue #4 item 4).
     if (clientId && !apps.includes(appOfClient(clientId))) return undefined;
@@ -222,15 +224,13 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
       const request = currentRequest.getStore();
       if (request) request.refreshTokenExpiresAt = described.expires_at;
     }
-    const facilities = apps.includes('download') ? await store.repos.refdata.listEntitlements(sub) : [];
+    const facilities = apps.includes('download') ? subject.facilities : [];
     return {
       accountId: sub,
       user,
       apps,
       facilities,
       async claims() {
-        // Only ID tokens and userinfo need the firm's name: not read for access tokens.
-        const firm = await store.repos.firms.findFirmById(user.firm_id);
         return {
           sub,
           email: user.email,
@@ -240,7 +240,7 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
           family_name: user.last_name,
           preferred_username: user.login,
           firm_id: user.firm_id,
-          firm_name: firm?.name ?? null,
+          firm_name: subject.firmName,
         };
       },
     };
@@ -305,7 +305,7 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
       adapter,
       clients,
       findAccount,
-      jwks,
+      jwks: { keys: jwks.keys.map((jwk) => new NodeSigningKey(jwk)) },
       routes: ROUTES,
       scopes: ['openid', 'offline_access', 'profile', 'email', DOWNLOAD_SCOPE],
       claims: {
@@ -349,6 +349,8 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
       },
       features: {
         devInteractions: { enabled: false },
+        // Sign with node:crypto (see NodeSigningKey); the acknowledged version pins the interface.
+        externalSigningSupport: { enabled: true, ack: 'experimental-01' },
         // A client may introspect and revoke only its own tokens: the portal learns nothing about
         // a user's programmatic refresh tokens (RFC 7662 §4, RFC 7009 §2.1).
         introspection: { enabled: true, allowedPolicy: ownTokensOnly },

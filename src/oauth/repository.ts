@@ -1,8 +1,18 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
+import type { App } from '../accounts/model.ts';
+import type { UserRow } from '../accounts/repository.ts';
 import type { Database, OidcModelsTable, SigningKeysTable } from '../db/schema.ts';
 
 export type OidcModelRow = Selectable<OidcModelsTable>;
 export type SigningKeyRow = Selectable<SigningKeysTable>;
+
+/** A user as tokens describe them (see `findTokenSubject`). */
+export interface TokenSubject {
+  user: UserRow;
+  firmName: string | null;
+  apps: App[];
+  facilities: string[];
+}
 
 /**
  * Storage of the authorization server: oidc-provider's models and the JWS signing keys.
@@ -179,6 +189,40 @@ export function createOauthRepository(db: Kysely<Database>) {
         .orderBy('created_at', 'desc')
         .orderBy('kid')
         .execute();
+    },
+
+    /**
+     * What a token is issued from, in two queries instead of four (the token endpoint asks on every
+     * refresh grant): the user with the firm's name, then the apps the user is assigned to and the
+     * facilities the user is entitled to, as one list of `(kind, value)` rows.
+     */
+    async findTokenSubject(userId: string): Promise<TokenSubject | undefined> {
+      const user = await db
+        .selectFrom('users')
+        .leftJoin('firms', 'firms.id', 'users.firm_id')
+        .selectAll('users')
+        .select('firms.name as firm_name')
+        .where('users.id', '=', userId)
+        .executeTakeFirst();
+      if (!user) return undefined;
+      const grants = await db
+        .selectFrom('app_assignments')
+        .select([sql<string>`'app'`.as('kind'), 'app as value'])
+        .where('user_id', '=', userId)
+        .unionAll(
+          db
+            .selectFrom('entitlements')
+            .select([sql<string>`'facility'`.as('kind'), 'facility as value'])
+            .where('user_id', '=', userId),
+        )
+        .execute();
+      const { firm_name, ...row } = user;
+      const valuesOf = (kind: string) =>
+        grants
+          .filter((g) => g.kind === kind)
+          .map((g) => g.value)
+          .sort();
+      return { user: row, firmName: firm_name, apps: valuesOf('app') as App[], facilities: valuesOf('facility') };
     },
   };
 }

@@ -126,5 +126,13 @@ declare module 'oidc-provider' {
 
   export const errors: Record<string, new (description?: string) => Error>;
 
+  /** A key oidc-provider signs with through `sign()` (`features.externalSigningSupport`). */
+  export class ExternalSigningKey {
+    kid: string;
+    alg: string;
+    keyObject(): import('node:crypto').KeyObject;
+    sign(data: Buffer): Promise<Uint8Array>;
+  }
+
   export default Provider;
 }
