@@ -220,6 +220,14 @@ describeEachBackend(
         expect(dump).not.toContain(token);
         const mail = await s.rt.store.repos.outbox.listRecentMessages(20, 'alice@acme.example');
         expect(mail.some((m) => m.template === 'refreshTokenIssued')).toBe(true);
+        // The audit event says where the request came from (the request the code was exchanged in).
+        const [issued] = await s.rt.store.repos.audit.listEvents({
+          targetId: alice.user.id,
+          action: 'oauth.refresh_token.issued',
+          limit: 1,
+        });
+        expect(issued?.ip).toMatch(/^(127\.0\.0\.1|::1|::ffff:127\.0\.0\.1)$/);
+        expect(issued?.user_agent).toBeTruthy();
       });
 
       it('exchanges the refresh token for a 60-minute access token, again and again, without rotating it', async () => {

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { KoaContext, OidcClient, OidcToken, Provider } from 'oidc-provider';
 import type { Logger } from 'pino';
@@ -98,11 +97,24 @@ interface Account {
   claims(use: string, scope: string): Promise<Record<string, unknown>>;
 }
 
-/** What code oidc-provider calls without the request knows of it (see `currentRequest`). */
+/** What code oidc-provider calls without the request knows of it (see `requestOf`). */
 interface CurrentRequest {
   ip: string | null;
   userAgent: string | null;
   refreshTokenExpiresAt?: number;
+}
+
+const REQUEST_STATE = 'traqsRequest';
+
+/**
+ * The request being handled, for code oidc-provider calls without it: where it came from (the
+ * adapter's refresh-token hook runs inside oidc-provider's save, for the email and audit) and the
+ * expiry of the refresh token it used (`findAccount`, for the token answer). Kept on the Koa
+ * context, which oidc-provider's own AsyncLocalStorage finds (`Provider.ctx`): a second
+ * AsyncLocalStorage would add its own hook to every promise of every request.
+ */
+function requestOf(ctx: KoaContext | undefined): CurrentRequest | undefined {
+  return ctx?.state?.[REQUEST_STATE] as CurrentRequest | undefined;
 }
 
 const ownTokensOnly = (_ctx: KoaContext, client: OidcClient, token: OidcToken) => token.clientId === client.clientId;
@@ -179,7 +191,7 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
       revoked_reason: null,
     });
     if (!inserted) return;
-    const { ip = null, userAgent = null } = currentRequest.getStore() ?? {};
+    const { ip = null, userAgent = null } = requestOf(Provider.ctx) ?? {};
     const origin = { ip, userAgent };
     const label = defaultLabel(now);
     await repos.audit.recordEvent({
@@ -194,13 +206,6 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
     });
     await deps.notifier.refreshTokenIssued(repos, user, { label, expiresAt }, origin, `${portalUrl}/api/programmatic`);
   }
-
-  /**
-   * The request being handled, for code oidc-provider calls without it: where it came from (the
-   * adapter's refresh-token hook runs inside oidc-provider's save, for the email and audit) and the
-   * expiry of the refresh token it used (`findAccount`, for the token answer).
-   */
-  const currentRequest = new AsyncLocalStorage<CurrentRequest>();
 
   async function findAccount(ctx: KoaContext, sub: string, token?: OidcToken): Promise<Account | undefined> {
     const subject = await store.repos.oauth.findTokenSubject(sub);
@@ -221,7 +226,7 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
       if (described.last_used_at === null || described.last_used_at < now - 60_000 || described.last_used_ip !== ip) {
         await store.repos.apiTokens.markUsed(idHash, now, ip);
       }
-      const request = currentRequest.getStore();
+      const request = requestOf(ctx);
       if (request) request.refreshTokenExpiresAt = described.expires_at;
     }
     const facilities = apps.includes('download') ? subject.facilities : [];
@@ -439,7 +444,8 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
         ip: ctx.ip ?? null,
         userAgent: userAgent ? userAgent.slice(0, 512) : null,
       };
-      await currentRequest.run(request, next);
+      ctx.state[REQUEST_STATE] = request;
+      await next();
       const expiresAt = request.refreshTokenExpiresAt;
       if (ctx.oidc?.route === 'token' && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
         const body = ctx.body as Record<string, unknown>;

@@ -42,6 +42,8 @@ declare module 'oidc-provider' {
     headers: Record<string, string | string[] | undefined>;
     get(header: string): string;
     set(header: string, value: string): void;
+    /** Koa's per-request namespace for what middleware passes on. */
+    state: Record<string, unknown>;
     cookies: {
       get(name: string, opts?: { signed?: boolean }): string | undefined;
       set(name: string, value: string | null, opts?: Record<string, unknown>): void;
@@ -85,6 +87,8 @@ declare module 'oidc-provider' {
 
   export class Provider {
     constructor(issuer: string, configuration: Record<string, unknown>);
+    /** The context of the request being handled (oidc-provider's own AsyncLocalStorage). */
+    static get ctx(): KoaContext | undefined;
     proxy: boolean;
     Grant: {
       new (init: { accountId: string; clientId: string }): GrantInstance;
