@@ -1,4 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
+import { preparedQuery } from '../db/prepared.ts';
 import type { ApiRefreshTokensTable, Database } from '../db/schema.ts';
 
 export type ApiRefreshTokenRow = Selectable<ApiRefreshTokensTable>;
@@ -8,6 +9,10 @@ export type ApiRefreshTokenRow = Selectable<ApiRefreshTokensTable>;
  * revocation), keyed by the token's SHA-256 as the `oidc_models` row is. Times are epoch ms.
  */
 export function createApiTokenRepository(db: Kysely<Database>) {
+  // Read on every refresh grant (see preparedQuery).
+  const findByHash = preparedQuery(db, (db, idHash: string) =>
+    db.selectFrom('api_refresh_tokens').selectAll().where('id_hash', '=', idHash),
+  );
   return {
     /** Records a newly issued token; false if it was already recorded (a re-save). */
     async insert(row: ApiRefreshTokenRow): Promise<boolean> {
@@ -20,7 +25,7 @@ export function createApiTokenRepository(db: Kysely<Database>) {
     },
 
     async find(idHash: string): Promise<ApiRefreshTokenRow | undefined> {
-      return db.selectFrom('api_refresh_tokens').selectAll().where('id_hash', '=', idHash).executeTakeFirst();
+      return findByHash.first(idHash);
     },
 
     /** A user's tokens, newest first: live ones and those that expired or were revoked since `since`. */

@@ -1,6 +1,7 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { App } from '../accounts/model.ts';
 import type { UserRow } from '../accounts/repository.ts';
+import { preparedQuery } from '../db/prepared.ts';
 import type { Database, OidcModelsTable, SigningKeysTable } from '../db/schema.ts';
 
 export type OidcModelRow = Selectable<OidcModelsTable>;
@@ -24,6 +25,35 @@ export interface TokenSubject {
 export function createOauthRepository(db: Kysely<Database>) {
   const unexpired = (now: number) =>
     sql<boolean>`(${sql.ref('expires_at')} is null or ${sql.ref('expires_at')} > ${now})`;
+
+  const findModel = preparedQuery(db, (db, model: string, idHash: string, now: number) =>
+    db
+      .selectFrom('oidc_models')
+      .selectAll()
+      .where('model', '=', model)
+      .where('id_hash', '=', idHash)
+      .where(unexpired(now)),
+  );
+  const findSubjectUser = preparedQuery(db, (db, userId: string) =>
+    db
+      .selectFrom('users')
+      .leftJoin('firms', 'firms.id', 'users.firm_id')
+      .selectAll('users')
+      .select('firms.name as firm_name')
+      .where('users.id', '=', userId),
+  );
+  const listSubjectGrants = preparedQuery(db, (db, userId: string) =>
+    db
+      .selectFrom('app_assignments')
+      .select([sql<string>`'app'`.as('kind'), 'app as value'])
+      .where('user_id', '=', userId)
+      .unionAll(
+        db
+          .selectFrom('entitlements')
+          .select([sql<string>`'facility'`.as('kind'), 'facility as value'])
+          .where('user_id', '=', userId),
+      ),
+  );
 
   return {
     /**
@@ -52,13 +82,7 @@ export function createOauthRepository(db: Kysely<Database>) {
 
     /** The model unless it has expired by `now`. */
     async findOidcModel(model: string, idHash: string, now: number): Promise<OidcModelRow | undefined> {
-      return db
-        .selectFrom('oidc_models')
-        .selectAll()
-        .where('model', '=', model)
-        .where('id_hash', '=', idHash)
-        .where(unexpired(now))
-        .executeTakeFirst();
+      return findModel.first(model, idHash, now);
     },
 
     /** A model by its `uid` (oidc-provider's Session), unless expired. */
@@ -197,25 +221,9 @@ export function createOauthRepository(db: Kysely<Database>) {
      * facilities the user is entitled to, as one list of `(kind, value)` rows.
      */
     async findTokenSubject(userId: string): Promise<TokenSubject | undefined> {
-      const user = await db
-        .selectFrom('users')
-        .leftJoin('firms', 'firms.id', 'users.firm_id')
-        .selectAll('users')
-        .select('firms.name as firm_name')
-        .where('users.id', '=', userId)
-        .executeTakeFirst();
+      const user = await findSubjectUser.first(userId);
       if (!user) return undefined;
-      const grants = await db
-        .selectFrom('app_assignments')
-        .select([sql<string>`'app'`.as('kind'), 'app as value'])
-        .where('user_id', '=', userId)
-        .unionAll(
-          db
-            .selectFrom('entitlements')
-            .select([sql<string>`'facility'`.as('kind'), 'facility as value'])
-            .where('user_id', '=', userId),
-        )
-        .execute();
+      const grants = await listSubjectGrants.all(userId);
       const { firm_name, ...row } = user;
       const valuesOf = (kind: string) =>
         grants

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe } from 'vitest';
-import { type Dialect, migrateToLatest, openDatabase } from '../../src/db/database.ts';
+import { type Db, type Dialect, migrateToLatest, openDatabase } from '../../src/db/database.ts';
 import { createStore, type Store } from '../../src/db/store.ts';
 
 /** The PostgreSQL server the suites use; each test works in its own schema of this database. */
@@ -32,6 +32,8 @@ export async function postgresAvailability(url = TEST_POSTGRES_URL, timeoutMs = 
 export interface TestDatabase {
   readonly dialect: Dialect;
   readonly store: Store;
+  /** The Kysely handle under `store`, for tests of database helpers below the repositories. */
+  readonly db: Db;
   /**
    * Another store on the same database through its own connection (SQLite) or pool (PostgreSQL),
    * as a second node of a cluster would have. Closed with the database.
@@ -72,6 +74,7 @@ const sqliteBackend: Backend = {
       return {
         dialect: 'sqlite',
         store,
+        db,
         connectAgain: open,
         dispose: async () => {
           try {
@@ -122,7 +125,7 @@ const postgresBackend: Backend = {
       const store = createStore(db);
       stores.push(store);
       await withCatalogLock('shared', () => migrateToLatest(db));
-      return { dialect: 'postgres', store, connectAgain: open, dispose: drop };
+      return { dialect: 'postgres', store, db, connectAgain: open, dispose: drop };
     } catch (error) {
       await drop().catch(() => {});
       throw error;
@@ -181,6 +184,8 @@ export interface BackendHandle {
   readonly dialect: Dialect;
   /** The store of the current test's fresh database (of the block's, with `fresh: 'suite'`). */
   store(): Store;
+  /** The Kysely handle under `store()`. */
+  db(): Db;
   /** A second, independent store on the same database (a second node). */
   connectAgain(): Store;
 }
@@ -241,6 +246,7 @@ export function describeEachBackend(
       body({
         dialect: backend.dialect,
         store: () => requireCurrent().store,
+        db: () => requireCurrent().db,
         connectAgain: () => requireCurrent().connectAgain(),
       });
     });
