@@ -124,6 +124,20 @@ describe('FastPass on the sign-in pages', () => {
   });
 });
 
+/** A browser signed in with password and FastPass. */
+async function signInWithFastPass(u: Awaited<ReturnType<typeof activateWithFastPass>>) {
+  const b = createBrowser(s);
+  await b.submit('/signin', '/signin', { username: u.login, password: u.password });
+  const verify = await b.get('/signin/next');
+  const done = await b.post('/signin/verify/webauthn', {
+    factorId: u.factorId,
+    response: JSON.stringify(u.authenticator.assert(optionsFrom<RequestOptions>(verify.payload))),
+    _csrf: csrfFrom(verify.payload),
+  });
+  expect(done.statusCode).toBe(303);
+  return b;
+}
+
 describe('FastPass in the profile', () => {
   it('adds FastPass after "Verify it\'s you", then accepts it for "Verify it\'s you"', async () => {
     const { user, b } = await signedInUser(s, 'profile.fastpass@acme.example');
@@ -180,16 +194,50 @@ describe('FastPass in the profile', () => {
     expect(replay.payload).toContain('This FastPass request expired or was already used.');
   });
 
+  it('an administrator whose only factor is FastPass re-verifies with it in the admin console, once per answer', async () => {
+    const u = await activateWithFastPass(s, 'admin.fastpass@acme.example');
+    await s.rt.store.repos.users.grantRole(u.userId, 'support');
+    const b = await signInWithFastPass(u);
+    s.clock.advance(6 * MINUTE);
+    const page = await b.get(`/admin/verify?next=${encodeURIComponent('/admin/support')}`);
+    expect(page.statusCode).toBe(200);
+    expect(page.payload).toContain('Verify with FastPass');
+    const answer = u.authenticator.assert(optionsFrom<RequestOptions>(page.payload));
+    const verified = await b.post('/admin/verify', {
+      factorId: u.factorId,
+      response: JSON.stringify(answer),
+      next: '/admin/support',
+      _csrf: csrfFrom(page.payload),
+    });
+    expect(verified.statusCode).toBe(303);
+    expect(verified.headers.location).toBe('/admin/support');
+    const [reverify] = await events(s, 'user.authentication.reverify', u.userId);
+    expect(details(reverify)).toMatchObject({ factorType: 'webauthn:FIDO' });
+
+    // The same answer again, once the window is over: its challenge is spent.
+    s.clock.advance(6 * MINUTE);
+    const again = await b.get(`/admin/verify?next=${encodeURIComponent('/admin/support')}`);
+    const replay = await b.post('/admin/verify', {
+      factorId: u.factorId,
+      response: JSON.stringify(answer),
+      next: '/admin/support',
+      _csrf: csrfFrom(again.payload),
+    });
+    expect(replay.statusCode).toBe(403);
+    expect(replay.payload).toContain('This FastPass request expired or was already used.');
+    const garbled = await b.post('/admin/verify', {
+      factorId: u.factorId,
+      response: '{"not":"an answer"}',
+      next: '/admin/support',
+      _csrf: csrfFrom(again.payload),
+    });
+    expect(garbled.statusCode).toBe(400);
+    expect(garbled.payload).toContain('FastPass did not answer.');
+  });
+
   it('a user who enrolled only FastPass can add a second method', async () => {
     const u = await activateWithFastPass(s, 'only.fastpass@acme.example');
-    const b = createBrowser(s);
-    await b.submit('/signin', '/signin', { username: u.login, password: u.password });
-    const verify = await b.get('/signin/next');
-    await b.post('/signin/verify/webauthn', {
-      factorId: u.factorId,
-      response: JSON.stringify(u.authenticator.assert(optionsFrom<RequestOptions>(verify.payload))),
-      _csrf: csrfFrom(verify.payload),
-    });
+    const b = await signInWithFastPass(u);
     s.clock.advance(6 * MINUTE);
     const gate = await b.get('/profile/factors/add');
     expect(gate.statusCode).toBe(303);

@@ -4,6 +4,7 @@ import {
   FASTPASS_SCRIPT,
   FactorChoices,
   FastPassForm,
+  FastPassReverifyForm,
   NewPasswordField,
   OtherMethods,
   PassCodeField,
@@ -56,23 +57,14 @@ export function VerifyItsYouPage(props: {
               To {props.purpose}, confirm with <strong>{chosen.name}</strong>: choose the button, then use Windows
               Hello, Touch ID or your device PIN. We ask when you have not verified in the last 5 minutes.
             </p>
-            {props.fastPassOptions === undefined ? (
-              <p class="alert" role="alert">
-                FastPass cannot be used here. Choose another method.
-              </p>
-            ) : (
-              <FastPassForm
-                ctx={props.ctx}
-                action="/profile/verify"
-                mode="authenticate"
-                options={props.fastPassOptions}
-                buttonLabel="Verify with FastPass"
-                error={props.error}
-              >
-                <input type="hidden" name="factorId" value={chosen.id} />
-                <input type="hidden" name="next" value={props.next} />
-              </FastPassForm>
-            )}
+            <FastPassReverifyForm
+              ctx={props.ctx}
+              action="/profile/verify"
+              options={props.fastPassOptions}
+              factorId={chosen.id}
+              next={props.next}
+              error={props.error}
+            />
             <OtherMethods
               factors={props.factors}
               chosen={chosen}

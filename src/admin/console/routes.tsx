@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ADMIN_ROLES, type App, type AuthMode } from '../../accounts/model.ts';
 import type { AuditRow } from '../../audit/repository.ts';
+import { parseAssertionJson, RESPONSE_FIELD_MAX } from '../../authn/factors/webauthn/inputs.ts';
 import type { SessionManager } from '../../authn/sessions.ts';
 import type { ProfileService, Who } from '../../profile/service.ts';
 import type { PageContext } from '../../web/layout.tsx';
@@ -536,12 +537,20 @@ export function registerAdminConsoles(app: FastifyInstance, deps: AdminConsoleDe
     status = 200,
   ) {
     const s = staff(req);
-    // Code factors only here; FastPass re-verification stays on the profile's pages.
-    const factors = (await profile.verificationFactors(s.who.user)).filter((f) => f.factor_type !== 'webauthn');
+    const factors = await profile.verificationFactors(s.who.user);
     const chosen = factors.find((f) => f.id === options.factorId) ?? factors[0];
+    const fastPassOptions =
+      chosen?.factor_type === 'webauthn' ? await profile.reverifyOptions(s.who, chosen.id) : undefined;
     return sendPage(
       reply,
-      <AdminVerifyPage ctx={pageCtx(reply, s)} factors={factors} chosen={chosen} next={next} error={options.error} />,
+      <AdminVerifyPage
+        ctx={pageCtx(reply, s)}
+        factors={factors}
+        chosen={chosen}
+        fastPassOptions={fastPassOptions}
+        next={next}
+        error={options.error}
+      />,
       status,
     );
   }
@@ -554,14 +563,21 @@ export function registerAdminConsoles(app: FastifyInstance, deps: AdminConsoleDe
   });
 
   app.post('/admin/verify', post, async (req, reply) => {
-    const body = form({ factorId: str(40), passCode: str(20), next: str(200) }, req.body);
-    const next = body?.next && NEXT.test(body.next) ? body.next : '/admin';
-    const result = await profile.reverify(
-      staff(req).who,
-      body?.factorId ?? '',
-      body?.passCode ?? '',
-      requestContext(req),
+    const body = form(
+      { factorId: str(40), passCode: str(20), response: str(RESPONSE_FIELD_MAX), next: str(200) },
+      req.body,
     );
+    const next = body?.next && NEXT.test(body.next) ? body.next : '/admin';
+    // FastPass posts the browser's answer in `response`; a code factor posts `passCode`.
+    const assertion = body?.response ? parseAssertionJson(body.response) : undefined;
+    if (body?.response && !assertion) {
+      const noAnswer = 'FastPass did not answer. Choose the button and follow the prompt of your computer.';
+      return renderVerify(req, reply, next, { factorId: body.factorId, error: noAnswer }, 400);
+    }
+    const { who } = staff(req);
+    const result = assertion
+      ? await profile.reverifyWithFastPass(who, body?.factorId ?? '', assertion, requestContext(req))
+      : await profile.reverify(who, body?.factorId ?? '', body?.passCode ?? '', requestContext(req));
     switch (result.kind) {
       case 'verified':
         return reply.redirect(next, 303);

@@ -1,6 +1,7 @@
 import type { ComponentChildren } from 'preact';
 import type { AuditRow } from '../../audit/repository.ts';
 import type { FactorRow } from '../../authn/factors/repository.ts';
+import { FASTPASS_SCRIPT, FastPassReverifyForm } from '../../authn/factors/views.tsx';
 import { formatTime } from '../../profile/describe.ts';
 import { Csrf, Layout, type PageContext } from '../../web/layout.tsx';
 import type { AdminUserView, FactorView, RefreshTokenView, ReportView, RequestView } from '../service.ts';
@@ -624,15 +625,34 @@ export function AdminVerifyPage(props: {
   ctx: PageContext;
   factors: FactorRow[];
   chosen: FactorRow | undefined;
+  /** For a FastPass factor: the options for `navigator.credentials.get()`, if it can be used here. */
+  fastPassOptions?: unknown;
   next: string;
   error?: string | undefined;
 }) {
   const { chosen } = props;
+  const fastPass = chosen?.factor_type === 'webauthn';
   return (
-    <Layout ctx={props.ctx} title="Verify it's you">
+    <Layout ctx={props.ctx} title="Verify it's you" scripts={fastPass ? [FASTPASS_SCRIPT] : []}>
       <div class="card">
         <h1>Verify it's you</h1>
-        {chosen ? (
+        {chosen && fastPass ? (
+          <>
+            <p>
+              This administrative action needs your own second factor verified in the last 5 minutes. Confirm with{' '}
+              <strong>{chosen.name}</strong>: choose the button, then use Windows Hello, Touch ID or your device PIN.
+            </p>
+            <FastPassReverifyForm
+              ctx={props.ctx}
+              action="/admin/verify"
+              options={props.fastPassOptions}
+              factorId={chosen.id}
+              next={props.next}
+              error={props.error}
+            />
+            <OtherVerifyMethods factors={props.factors} chosen={chosen} next={props.next} />
+          </>
+        ) : chosen ? (
           <>
             <p>
               This administrative action needs your own second factor verified in the last 5 minutes. Enter a current
@@ -658,25 +678,11 @@ export function AdminVerifyPage(props: {
               ) : null}
               <button type="submit">Verify</button>
             </form>
-            {props.factors.length > 1 ? (
-              <ul class="links">
-                {props.factors
-                  .filter((f) => f.id !== chosen.id)
-                  .map((f) => (
-                    <li key={f.id}>
-                      <a
-                        href={`/admin/verify?next=${encodeURIComponent(props.next)}&factor=${encodeURIComponent(f.id)}`}
-                      >
-                        Use {f.name} instead
-                      </a>
-                    </li>
-                  ))}
-              </ul>
-            ) : null}
+            <OtherVerifyMethods factors={props.factors} chosen={chosen} next={props.next} />
           </>
         ) : (
           <p class="alert" role="alert">
-            You have no code-based security method to verify with. Add one in your profile first.
+            You have no security method to verify with. Add one in your profile first.
           </p>
         )}
         <p class="links">
@@ -684,5 +690,21 @@ export function AdminVerifyPage(props: {
         </p>
       </div>
     </Layout>
+  );
+}
+
+function OtherVerifyMethods(props: { factors: FactorRow[]; chosen: FactorRow; next: string }) {
+  const others = props.factors.filter((f) => f.id !== props.chosen.id);
+  if (others.length === 0) return null;
+  return (
+    <ul class="links">
+      {others.map((f) => (
+        <li key={f.id}>
+          <a href={`/admin/verify?next=${encodeURIComponent(props.next)}&factor=${encodeURIComponent(f.id)}`}>
+            Use {f.name} instead
+          </a>
+        </li>
+      ))}
+    </ul>
   );
 }

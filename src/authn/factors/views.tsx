@@ -120,6 +120,41 @@ export function FastPassForm(props: {
   );
 }
 
+/**
+ * "Verify it's you" with FastPass (profile and admin consoles): the ceremony form posting the
+ * factor and where to continue, or why FastPass cannot be used here (no options: the idp's URL is
+ * not a secure origin).
+ */
+export function FastPassReverifyForm(props: {
+  ctx: PageContext;
+  action: string;
+  options: unknown;
+  factorId: string;
+  next: string;
+  error?: string | undefined;
+}) {
+  if (props.options === undefined) {
+    return (
+      <p class="alert" role="alert">
+        FastPass cannot be used here. Choose another method.
+      </p>
+    );
+  }
+  return (
+    <FastPassForm
+      ctx={props.ctx}
+      action={props.action}
+      mode="authenticate"
+      options={props.options}
+      buttonLabel="Verify with FastPass"
+      error={props.error}
+    >
+      <input type="hidden" name="factorId" value={props.factorId} />
+      <input type="hidden" name="next" value={props.next} />
+    </FastPassForm>
+  );
+}
+
 /** Where the FastPass page script is served (`Layout` `scripts`). */
 export const FASTPASS_SCRIPT = 'vendor/fastpass.js';
 
