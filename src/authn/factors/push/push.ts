@@ -358,6 +358,10 @@ export function createPushFactor(deps: PushDeps) {
         );
         return { ok: false, status, reason };
       };
+      if (c.status === 'TIMEOUT') return refused(410, 'This push expired. Sign in again to get a new one.', 'expired');
+      if (c.status === 'REJECTED' && c.reason === 'superseded') {
+        return refused(410, 'A newer push replaced this one: answer the newest.', 'superseded');
+      }
       if (c.status !== 'WAITING') {
         return refused(409, 'This push was already answered; an answer counts once.', `replay (${c.status})`);
       }
