@@ -373,13 +373,14 @@ export function createAuthnService(deps: AuthnDeps) {
    * Push for a sign-in (Okta's `verify` on a push factor). `verify`: while the last push waits, a
    * poll (WAITING with the number to show); once approved, SUCCESS; a denial, wrong number or
    * timeout is reported once (REJECTED / TIMEOUT), and the next `verify` sends a new push.
-   * `resend`: a new push now. Every send is within the per-sign-in cap and the user's rate limit.
+   * `resend`: a new push now. `check` (the page's "I approved — continue"): never sends, only
+   * reports. Every send is within the per-sign-in cap and the user's rate limit.
    */
   async function verifyPush(
     stateToken: string,
     factorId: string,
     ctx: RequestContext,
-    mode: 'verify' | 'resend',
+    mode: 'verify' | 'resend' | 'check',
   ): Promise<AuthnResult> {
     const push = deps.push;
     if (!push) return fail('NOT_FOUND');
@@ -417,6 +418,7 @@ export function createAuthnService(deps: AuthnDeps) {
         ),
       );
     }
+    if (mode === 'check') return view(store.repos, stateToken, row, { user });
     if (current && mode === 'verify') {
       if (current.status === 'WAITING') return view(store.repos, stateToken, row, { user });
       if (current.result_seen_at === null && (await push.markResultSeen(current.id))) {

@@ -385,7 +385,7 @@ export function LockedPage(props: { ctx: PageContext; minutes: number; supportOn
   );
 }
 
-function CancelForm({ ctx }: { ctx: PageContext }) {
+export function CancelForm({ ctx }: { ctx: PageContext }) {
   return (
     <form method="post" action="/signin/cancel">
       <Csrf ctx={ctx} />
