@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cookiePrefix } from '../src/app.ts';
 import { createBrowser, csrfFrom } from './helpers/browser.ts';
+import { reverify, signedInUser } from './helpers/profile.ts';
 import { activatePushUser, answerPush, newDeviceKey, waitingPushes } from './helpers/push.ts';
 import { createTestStack, type TestStack } from './helpers/stack.ts';
 import { PASSWORD, postJson, provisionUser, RECOVERY } from './helpers/users.ts';
@@ -105,5 +106,41 @@ describe('push on the sign-in pages', () => {
     });
     expect(done.statusCode).toBe(303);
     expect(done.headers.location).toBe('/');
+  });
+
+  it('adds push from the profile: link and QR code, then the device enrolls', async () => {
+    const { user, b } = await signedInUser(s, 'profile.push@acme.example');
+    expect((await reverify(s, b, user.factorId, user.secret, '/profile/factors/add')).statusCode).toBe(303);
+    const add = await b.get('/profile/factors/add');
+    expect(add.payload).toContain('Set up Okta Verify (push)');
+    const started = await b.post('/profile/factors/add', {
+      provider: 'OKTA',
+      factorType: 'push',
+      _csrf: csrfFrom(add.payload),
+    });
+    expect(started.statusCode).toBe(303);
+    const setupUrl = String(started.headers.location);
+    const setup = await b.get(setupUrl);
+    expect(setup.payload).toContain('<h1>Add Okta Verify (push)</h1>');
+    expect(setup.payload).toMatch(/<img src="data:image\/png;base64,/);
+    expect(setup.payload).toContain('data-status="/profile/factors/');
+    const statusUrl = setupUrl.replace(/activate$/, 'status');
+    expect(JSON.parse((await b.get(statusUrl)).payload).status).toBe('WAITING');
+    const code = /verify\/activate\?code=([A-Za-z0-9_-]+)/.exec(setup.payload)?.[1] ?? '';
+    const enrolled = await postJson(s, '/api/v1/devices', {
+      activationCode: code,
+      name: 'profile phone',
+      publicKey: newDeviceKey().publicJwk,
+    });
+    expect(enrolled.status).toBe(201);
+    expect(JSON.parse((await b.get(statusUrl)).payload).status).toBe('APPROVED');
+    const done = await b.get(setupUrl);
+    expect(done.headers.location).toBe('/?done=factor-added');
+    const factors = await s.rt.store.repos.factors.listActiveFactors(user.user.id);
+    expect(factors.map((f) => `${f.factor_type}:${f.provider}`).sort()).toEqual([
+      'push:OKTA',
+      'token:software:totp:GOOGLE',
+      'token:software:totp:OKTA',
+    ]);
   });
 });

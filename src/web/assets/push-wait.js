@@ -5,10 +5,11 @@ document.addEventListener('DOMContentLoaded', () => {
   const form = document.getElementById('push-check');
   const status = document.getElementById('push-status');
   if (!(form instanceof HTMLFormElement)) return;
+  const statusUrl = form.dataset.status || '/signin/push/status';
   let delay = 1500;
   const check = async () => {
     try {
-      const res = await fetch('/signin/push/status', { headers: { accept: 'application/json' }, cache: 'no-store' });
+      const res = await fetch(statusUrl, { headers: { accept: 'application/json' }, cache: 'no-store' });
       const body = res.ok ? await res.json() : { status: 'GONE' };
       if (body.status !== 'WAITING') {
         if (status) status.textContent = 'Answer received…';

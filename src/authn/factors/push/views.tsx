@@ -88,6 +88,33 @@ export function PushWaitPage(props: {
   );
 }
 
+/** Push added from the profile: the same activation panel, waiting on the profile's status. */
+export function PushSetupPage(props: {
+  ctx: PageContext;
+  factorId: string;
+  activation: { link: string; code: string; expiresAt: number } | undefined;
+  qrDataUrl: string | undefined;
+}) {
+  return (
+    <Layout ctx={props.ctx} title="Add Okta Verify (push)" scripts={props.activation ? [PUSH_WAIT_SCRIPT] : []}>
+      <div class="card">
+        <h1>Add Okta Verify (push)</h1>
+        <PushEnrollPanel
+          ctx={props.ctx}
+          activation={props.activation}
+          qrDataUrl={props.qrDataUrl}
+          checkAction={`/profile/factors/${props.factorId}/activate`}
+          statusUrl={`/profile/factors/${props.factorId}/status`}
+          factorId={props.factorId}
+        />
+        <p>
+          <a href="/">Back to your profile</a>
+        </p>
+      </div>
+    </Layout>
+  );
+}
+
 /** Push enrollment at sign-in: the activation link and QR code, waiting for the device. */
 export function EnrollPushPage(props: {
   ctx: PageContext;
@@ -138,10 +165,12 @@ export function PushEnrollPanel(props: {
   factorId: string;
   /** The device has enrolled: only "continue" is left. */
   enrolled?: boolean;
+  /** What the waiting script polls (default: the sign-in's). */
+  statusUrl?: string;
 }) {
   const a = props.activation;
   const cont = (label: string) => (
-    <form method="post" action={props.checkAction} id="push-check">
+    <form method="post" action={props.checkAction} id="push-check" data-status={props.statusUrl}>
       <Csrf ctx={props.ctx} />
       <input type="hidden" name="factorId" value={props.factorId} />
       <button type="submit">{label}</button>
