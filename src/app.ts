@@ -20,7 +20,7 @@ import { type AuthnDeps, createAuthnService } from './authn/service.ts';
 import { createSessionManager } from './authn/sessions.ts';
 import type { Config, EnvironmentConfig } from './config/schema.ts';
 import { loadEnvironmentKeys } from './config/secrets.ts';
-import { migrateToLatest, openDatabase, sqlitePathFor } from './db/database.ts';
+import { migrateToLatest, openDatabase, splitPostgresUrl, sqlitePathFor } from './db/database.ts';
 import { createStore, type Store } from './db/store.ts';
 import { createSecretBox } from './lib/secret-box.ts';
 import { type Clock, type RandomBytes, systemClock, systemRandom } from './lib/tokens.ts';
@@ -90,7 +90,10 @@ export async function openEnvironment(
   const signals =
     deps.signals ??
     (!deps.store && databaseUrl && /^postgres(ql)?:\/\//.test(databaseUrl)
-      ? createPostgresSignals(databaseUrl, { onError: (err) => logger.warn({ err }, 'Push signal connection failed') })
+      ? createPostgresSignals(splitPostgresUrl(databaseUrl).url, {
+          schema: splitPostgresUrl(databaseUrl).schema,
+          onError: (err) => logger.warn({ err }, 'Push signal connection failed'),
+        })
       : createInProcessSignals());
   const push = createPushFactor({
     store,

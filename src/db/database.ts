@@ -30,10 +30,26 @@ export interface OpenDatabaseOptions {
   schema?: string;
 }
 
+/**
+ * A PostgreSQL URL without our own `schema` query parameter, and that schema: several nodes (or a
+ * test) can share one schema of a database through `DATABASE_URL=postgres://…/db?schema=name`.
+ */
+export function splitPostgresUrl(url: string): { url: string; schema?: string } {
+  const q = url.indexOf('?');
+  if (q < 0) return { url };
+  const params = new URLSearchParams(url.slice(q + 1));
+  const schema = params.get('schema') ?? undefined;
+  params.delete('schema');
+  const rest = params.toString();
+  return { url: url.slice(0, q) + (rest ? `?${rest}` : ''), ...(schema ? { schema } : {}) };
+}
+
 /** `postgres://` / `postgresql://` URLs select PostgreSQL; anything else is a SQLite file path. */
 export function openDatabase(urlOrPath: string, options: OpenDatabaseOptions = {}): Db {
   if (/^postgres(ql)?:\/\//.test(urlOrPath)) {
-    const { schema } = options;
+    const split = splitPostgresUrl(urlOrPath);
+    urlOrPath = split.url;
+    const schema = options.schema ?? split.schema;
     // Passed unquoted in the startup packet's `options`, so only plain identifiers are accepted.
     if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
       throw new Error(`Invalid PostgreSQL schema name: ${schema}`);

@@ -32,6 +32,8 @@ export async function postgresAvailability(url = TEST_POSTGRES_URL, timeoutMs = 
 export interface TestDatabase {
   readonly dialect: Dialect;
   readonly store: Store;
+  /** PostgreSQL: the schema this database is (for a server process given `?schema=`). */
+  readonly schema?: string;
   /**
    * Another store on the same database through its own connection (SQLite) or pool (PostgreSQL),
    * as a second node of a cluster would have. Closed with the database.
@@ -122,7 +124,7 @@ const postgresBackend: Backend = {
       const store = createStore(db);
       stores.push(store);
       await withCatalogLock('shared', () => migrateToLatest(db));
-      return { dialect: 'postgres', store, connectAgain: open, dispose: drop };
+      return { dialect: 'postgres', store, schema, connectAgain: open, dispose: drop };
     } catch (error) {
       await drop().catch(() => {});
       throw error;
