@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePorts, repoRoot } from './helpers/product-process.ts';
-import { createTestStack, type TestClock, type TestStack } from './helpers/stack.ts';
-import { type ApiAnswer, causes, field, PASSWORD, postJson, provisionUser, RECOVERY, text } from './helpers/users.ts';
+import { createRealTimeClock, createTestStack, type TestStack } from './helpers/stack.ts';
+import { type ApiAnswer, activateToEnrollment, causes, field, PASSWORD, postJson, text } from './helpers/users.ts';
 
 /**
  * `traqs-verify` as users run it (`node bin/traqs-verify.js`, child processes) against the idp on
@@ -21,19 +21,6 @@ import { type ApiAnswer, causes, field, PASSWORD, postJson, provisionUser, RECOV
  */
 
 const execFileAsync = promisify(execFile);
-
-/** The real time plus an offset the test moves (push expiry) without sleeping. */
-function createSteppingClock(): TestClock {
-  let offset = 0;
-  return Object.assign(() => Date.now() + offset, {
-    advance(ms: number) {
-      offset += ms;
-    },
-    set(ms: number) {
-      offset = ms - Date.now();
-    },
-  });
-}
 
 interface Recorded {
   method: string;
@@ -130,23 +117,16 @@ const poll = (stateToken: string) => postJson(s, `/api/v1/authn/factors/${pushFa
 beforeAll(async () => {
   const [port] = await freePorts(1);
   s = await createTestStack({
-    clock: createSteppingClock(),
+    clock: createRealTimeClock(),
     env: { TRAQS_NTF_IDP_PORT: String(port), TRAQS_NTF_IDP_URL: `http://127.0.0.1:${port}` },
   });
   await s.app.listen({ port: port ?? 0, host: '127.0.0.1' });
   proxy = await startRecordingProxy(port ?? 0);
   home = mkdtempSync(join(tmpdir(), 'traqs-verify-e2e-'));
 
-  const { token, user } = await provisionUser(s, 'verify.e2e@acme.example');
+  const { stateToken, user } = await activateToEnrollment(s, 'verify.e2e@acme.example');
   login = user.login;
-  let r = await postJson(s, '/api/v1/authn', { token });
-  r = await postJson(s, '/api/v1/authn/credentials/reset_password', {
-    stateToken: r.body.stateToken,
-    newPassword: PASSWORD,
-    ...RECOVERY,
-  });
-  const stateToken = text(r.body, 'stateToken');
-  r = await postJson(s, '/api/v1/authn/factors', { stateToken, factorType: 'push', provider: 'OKTA' });
+  const r = await postJson(s, '/api/v1/authn/factors', { stateToken, factorType: 'push', provider: 'OKTA' });
   pushFactorId = text(r.body, '_embedded', 'factor', 'id');
   const link = new URL(text(r.body, '_embedded', 'factor', '_embedded', 'activation', 'activationLink'));
   // The device reaches the idp through the recording proxy.

@@ -404,19 +404,7 @@ export function createAuthnService(deps: AuthnDeps) {
         return { kind: 'locked', user };
       }
       await store.repos.factors.markFactorUsed(factor.id, clock());
-      const amr = [...new Set([...(JSON.parse(row.amr) as string[]), 'swk', 'mfa'])];
-      return store.transaction((repos) =>
-        succeed(
-          repos,
-          row.token_hash,
-          user,
-          amr,
-          `${PUSH.factorType}:${PUSH.provider}`,
-          ctx,
-          factor.id,
-          row.device_hash,
-        ),
-      );
+      return succeedWithPush(row, user, factor, ctx);
     }
     if (mode === 'check') return view(store.repos, stateToken, row, { user });
     if (current && mode === 'verify') {
@@ -450,6 +438,18 @@ export function createAuthnService(deps: AuthnDeps) {
     }
     const updated = await store.repos.tokens.findTransaction(row.token_hash, now);
     return updated ? view(store.repos, stateToken, updated, { user }) : fail('INVALID_TOKEN');
+  }
+
+  /**
+   * Sign-in completed with the push factor (its device enrolled, or a push approved): `amr` `swk`
+   * (RFC 8176: proof of possession of a software-held key, the device's P-256 key) and `mfa`.
+   */
+  function succeedWithPush(row: TransactionRow, user: UserRow, factor: FactorRow, ctx: RequestContext) {
+    const amr = [...new Set([...(JSON.parse(row.amr) as string[]), 'swk', 'mfa'])];
+    const factorKey = `${PUSH.factorType}:${PUSH.provider}`;
+    return store.transaction((repos) =>
+      succeed(repos, row.token_hash, user, amr, factorKey, ctx, factor.id, row.device_hash),
+    );
   }
 
   /** The "send push automatically" preference (`users.preferences.autoPush`). */
@@ -1246,20 +1246,7 @@ export function createAuthnService(deps: AuthnDeps) {
       if (factor.status !== 'ACTIVE') return view(store.repos, stateToken, row);
       const user = await store.repos.users.findUserById(row.user_id);
       if (!user) return fail('INVALID_TOKEN');
-      // RFC 8176: `swk`, proof of a software-held key (the device key registered with the code).
-      const amr = [...new Set([...(JSON.parse(row.amr) as string[]), 'swk', 'mfa'])];
-      return store.transaction((repos) =>
-        succeed(
-          repos,
-          row.token_hash,
-          user,
-          amr,
-          `${PUSH.factorType}:${PUSH.provider}`,
-          ctx,
-          factor.id,
-          row.device_hash,
-        ),
-      );
+      return succeedWithPush(row, user, factor, ctx);
     },
 
     /** `POST /api/v1/authn/cancel`. */

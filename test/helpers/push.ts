@@ -2,7 +2,7 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { type PushDecision, signAnswer } from '../../src/authn/factors/push/answer.ts';
 import { base32Decode } from '../../src/authn/factors/totp/totp.ts';
 import type { TestStack } from './stack.ts';
-import { type ApiAnswer, PASSWORD, postJson, provisionUser, RECOVERY, text } from './users.ts';
+import { type ApiAnswer, activateToEnrollment, expectStatus, PASSWORD, postJson, text } from './users.ts';
 
 /** A `traqs-verify` device as the tests hold it: its id, bearer token and private key. */
 export interface TestDevice {
@@ -26,26 +26,14 @@ export function newDeviceKey() {
   return { privateKey, publicJwk: publicKey.export({ format: 'jwk' }) as Record<string, unknown> };
 }
 
-function expectStatus(r: ApiAnswer, status: string) {
-  if (r.body.status !== status) throw new Error(`expected ${status}, got ${r.status} ${JSON.stringify(r.body)}`);
-}
-
 /**
  * Provisions a user and activates them through the API with push as their first factor: the
  * enrollment shows an activation code, the "device" registers its key with it, and the poll ends
  * in SUCCESS.
  */
 export async function activatePushUser(s: TestStack, email: string): Promise<PushUser> {
-  const { token } = await provisionUser(s, email);
-  let r = await postJson(s, '/api/v1/authn', { token });
-  r = await postJson(s, '/api/v1/authn/credentials/reset_password', {
-    stateToken: r.body.stateToken,
-    newPassword: PASSWORD,
-    ...RECOVERY,
-  });
-  expectStatus(r, 'MFA_ENROLL');
-  const stateToken = text(r.body, 'stateToken');
-  r = await postJson(s, '/api/v1/authn/factors', { stateToken, factorType: 'push', provider: 'OKTA' });
+  const { stateToken } = await activateToEnrollment(s, email);
+  let r = await postJson(s, '/api/v1/authn/factors', { stateToken, factorType: 'push', provider: 'OKTA' });
   expectStatus(r, 'MFA_ENROLL_ACTIVATE');
   const pushFactorId = text(r.body, '_embedded', 'factor', 'id');
   const code = text(r.body, '_embedded', 'factor', '_embedded', 'activation', 'activationCode');

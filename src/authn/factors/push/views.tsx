@@ -1,6 +1,7 @@
 import type { ComponentChildren } from 'preact';
 import type { UserRow } from '../../../accounts/repository.ts';
 import { Csrf, Layout, type PageContext } from '../../../web/layout.tsx';
+import { ChooseAnotherMethodForm } from '../../views.tsx';
 import type { FactorRow } from '../repository.ts';
 import type { PushChallengeRow } from './repository.ts';
 
@@ -142,12 +143,7 @@ export function EnrollPushPage(props: {
           factorId={props.factorId}
           enrolled={props.enrolled}
         />
-        <form method="post" action="/signin/enroll/back">
-          <Csrf ctx={props.ctx} />
-          <button type="submit" class="secondary">
-            Choose another method
-          </button>
-        </form>
+        <ChooseAnotherMethodForm ctx={props.ctx} />
       </div>
     </Layout>
   );
