@@ -265,6 +265,9 @@ describe('traqs-verify (a real process) with push and number matching', () => {
     expect(stdout).toMatch(/^\* e2e laptop {2}pfd\w+ {2}enrolled /m);
     const removed = await verify('unenroll');
     expect(removed.stdout).toMatch(/Removed "e2e laptop"/);
+    // The listening device is told at once: its stream ends and the reconnection is refused.
+    await waitForOutput(/this device is no longer enrolled/);
+    await expect.poll(() => listener.exitCode, { timeout: 10_000 }).toBe(3);
     const factors = await s.rt.store.repos.factors.listFactors(
       (await s.rt.store.repos.users.findUserByLogin(login))?.id ?? '',
     );

@@ -110,6 +110,10 @@ const ACTIONS: Readonly<Record<string, Describer>> = {
   'user.mfa.factor.deactivate': change('Security method removed'),
   'user.mfa.factor.import': change('Retired method imported from the previous system'),
   'user.mfa.factor.suspected_clone': signIn('FastPass refused: the device may have been copied'),
+  'user.mfa.okta_verify.deny_push': signIn('Push denied on your device'),
+  'user.mfa.okta_verify.wrong_number': signIn('Push refused: the wrong number was picked'),
+  'user.mfa.okta_verify.push_timeout': signIn('Push expired without an answer'),
+  'user.mfa.okta_verify.push_refused': signIn('Push not sent: too many pushes'),
   // Activation and recovery record their own event; this one only for a change from the profile.
   'user.account.update_password': (d, o) =>
     d.via !== 'profile'

@@ -59,7 +59,7 @@ export async function activatePushUser(s: TestStack, email: string): Promise<Pus
 export async function waitingPushes(s: TestStack, device: TestDevice) {
   const row = await s.rt.push.authenticateDevice(device.id, device.token);
   if (!row) throw new Error('device not found');
-  return s.rt.push.pendingPushes(row);
+  return (await s.rt.push.pendingPushes(row)) ?? [];
 }
 
 /** The device's signed answer to a push, POSTed as `traqs-verify` does. */

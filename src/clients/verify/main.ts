@@ -272,53 +272,62 @@ export async function runVerify(ctx: VerifyContext): Promise<number> {
       })();
 
       let attempt = 0;
-      while (!ctx.signal?.aborted) {
-        const conn = new AbortController();
-        const abort = () => conn.abort();
-        ctx.signal?.addEventListener('abort', abort);
-        // Heartbeats come every 15 s: silence for 45 s means the connection is dead.
-        let idle = setTimeout(abort, 45_000);
-        try {
-          const res = await fetch(`${e.idpUrl}/api/v1/devices/${e.deviceId}/events`, {
-            headers: { authorization: `Bearer ${e.deviceToken}`, accept: 'text/event-stream', 'user-agent': userAgent },
-            signal: conn.signal,
-          });
-          if (res.status === 401) {
-            revoked = true;
-            wake?.();
-            throw new VerifyError(EXIT.NOT_ENROLLED, 'this device is no longer enrolled: enroll it again');
-          }
-          if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
-          attempt = 0;
-          out(`Listening for pushes for ${e.login} on ${e.idpUrl} (Ctrl+C to stop).`);
-          const parse = createEventParser((ev) => {
-            if (ev.event !== 'push') return;
-            const p = JSON.parse(ev.data) as DevicePush;
-            if (seen.has(p.id)) return;
-            seen.add(p.id);
-            queue.push(p);
-            wake?.();
-          });
-          const decoder = new TextDecoder();
-          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      try {
+        while (!ctx.signal?.aborted) {
+          const conn = new AbortController();
+          const abort = () => conn.abort();
+          ctx.signal?.addEventListener('abort', abort);
+          // Heartbeats come every 15 s: silence for 45 s means the connection is dead.
+          let idle = setTimeout(abort, 45_000);
+          try {
+            const res = await fetch(`${e.idpUrl}/api/v1/devices/${e.deviceId}/events`, {
+              headers: {
+                authorization: `Bearer ${e.deviceToken}`,
+                accept: 'text/event-stream',
+                'user-agent': userAgent,
+              },
+              signal: conn.signal,
+            });
+            if (res.status === 401) {
+              revoked = true;
+              wake?.();
+              throw new VerifyError(EXIT.NOT_ENROLLED, 'this device is no longer enrolled: enroll it again');
+            }
+            if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+            attempt = 0;
+            out(`Listening for pushes for ${e.login} on ${e.idpUrl} (Ctrl+C to stop).`);
+            const parse = createEventParser((ev) => {
+              if (ev.event !== 'push') return;
+              const p = JSON.parse(ev.data) as DevicePush;
+              if (seen.has(p.id)) return;
+              seen.add(p.id);
+              queue.push(p);
+              wake?.();
+            });
+            const decoder = new TextDecoder();
+            for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+              clearTimeout(idle);
+              idle = setTimeout(abort, 45_000);
+              parse(decoder.decode(chunk, { stream: true }));
+            }
+          } catch (err) {
+            if (err instanceof VerifyError) throw err;
+          } finally {
             clearTimeout(idle);
-            idle = setTimeout(abort, 45_000);
-            parse(decoder.decode(chunk, { stream: true }));
+            ctx.signal?.removeEventListener('abort', abort);
           }
-        } catch (err) {
-          if (err instanceof VerifyError) throw err;
-        } finally {
-          clearTimeout(idle);
-          ctx.signal?.removeEventListener('abort', abort);
+          if (ctx.signal?.aborted) break;
+          const delay = backoffDelay(attempt++, Math.random, 500, capMs);
+          out(`Connection to ${e.idpUrl} lost; reconnecting in ${(delay / 1000).toFixed(1)} s.`);
+          await sleep(delay, ctx.signal);
         }
-        if (ctx.signal?.aborted) break;
-        const delay = backoffDelay(attempt++, Math.random, 500, capMs);
-        out(`Connection to ${e.idpUrl} lost; reconnecting in ${(delay / 1000).toFixed(1)} s.`);
-        await sleep(delay, ctx.signal);
+      } finally {
+        // Stopped or refused: nothing may keep the process alive (stdin, the answering loop).
+        revoked = true;
+        wake?.();
+        lines.close();
+        await Promise.race([worker, sleep(100)]);
       }
-      wake?.();
-      lines.close();
-      await Promise.race([worker, sleep(100)]);
     });
 
   program

@@ -2,7 +2,8 @@ import { isIP } from 'node:net';
 
 /**
  * What the device shows about a sign-in so the user can recognise it (Okta Verify shows app,
- * place, browser and time): pure functions of the request.
+ * place, browser and time): pure functions of the request. The browser is described as the
+ * profile's "Recent activity" does (`describeBrowser`).
  */
 
 /**
@@ -18,34 +19,4 @@ export function approximatePlace(ip: string | null): string {
   // RFC 5737 documentation ranges, used by tests and examples.
   if (/^(192\.0\.2\.|198\.51\.100\.|203\.0\.113\.)/.test(v4)) return 'Documentation network (RFC 5737)';
   return 'Unknown location';
-}
-
-/** "Firefox on Linux", "Chrome on Windows"…, or the start of the user agent when unrecognised. */
-export function describeBrowser(userAgent: string | null): string {
-  if (!userAgent) return 'Unknown browser';
-  const ua = userAgent;
-  const browser = /Edg\//.test(ua)
-    ? 'Edge'
-    : /Firefox\//.test(ua)
-      ? 'Firefox'
-      : /Chrome\//.test(ua)
-        ? 'Chrome'
-        : /Safari\//.test(ua)
-          ? 'Safari'
-          : /okta-auth-js/i.test(ua)
-            ? 'Okta Auth JS'
-            : undefined;
-  const os = /Windows/.test(ua)
-    ? 'Windows'
-    : /Mac OS X|Macintosh/.test(ua)
-      ? 'macOS'
-      : /Android/.test(ua)
-        ? 'Android'
-        : /iPhone|iPad/.test(ua)
-          ? 'iOS'
-          : /Linux/.test(ua)
-            ? 'Linux'
-            : undefined;
-  if (browser) return os ? `${browser} on ${os}` : browser;
-  return ua.slice(0, 60);
 }

@@ -12,11 +12,12 @@ import {
   type RandomBytes,
 } from '../../../lib/tokens.ts';
 import type { Notifier } from '../../../mail/notifications.ts';
+import { describeBrowser } from '../../../profile/describe.ts';
 import type { AttemptGuard } from '../../attempts.ts';
 import type { FactorRow } from '../repository.ts';
 import type { SeedVault } from '../totp/seed.ts';
 import { createNumberChallenge, type PushDecision, parseDevicePublicKey, verifyAnswerSignature } from './answer.ts';
-import { approximatePlace, describeBrowser } from './context.ts';
+import { approximatePlace } from './context.ts';
 import type { PushChallengeRow, PushDeviceRow } from './repository.ts';
 import { type PushSignals, pushTopics } from './signals.ts';
 
@@ -234,9 +235,13 @@ export function createPushFactor(deps: PushDeps) {
       return device;
     },
 
-    /** Pushes the device has yet to answer (sent on connect, then as they come). */
-    async pendingPushes(device: PushDeviceRow): Promise<DevicePush[]> {
+    /**
+     * Pushes the device has yet to answer (sent on connect, then as they come); undefined once the
+     * device was removed (unenrolled, factor reset by support), which ends its event stream.
+     */
+    async pendingPushes(device: PushDeviceRow): Promise<DevicePush[] | undefined> {
       const now = clock();
+      if (!(await store.repos.factors.push.findDeviceByFactor(device.factor_id))) return undefined;
       await store.repos.factors.push.touchDevice(device.id, now);
       return (await store.repos.factors.push.listWaiting(device.factor_id, now)).map(devicePush);
     },
@@ -409,7 +414,7 @@ export function createPushFactor(deps: PushDeps) {
     async removeDevice(device: PushDeviceRow, ctx: RequestOrigin): Promise<boolean> {
       const user = await store.repos.users.findUserById(device.user_id);
       if (!user) return false;
-      return store.transaction(async (repos) => {
+      const removed = await store.transaction(async (repos) => {
         if (!(await repos.factors.deleteFactor(user.id, device.factor_id))) return false;
         if (device.totp_factor_id) await repos.factors.deleteFactor(user.id, device.totp_factor_id);
         await audit(repos, ctx, 'user.mfa.factor.deactivate', 'success', user.id, {
@@ -422,6 +427,9 @@ export function createPushFactor(deps: PushDeps) {
         await deps.notifier.factorRemoved(repos, user, device.name, ctx);
         return true;
       });
+      // Its open event stream (on whichever node) ends at once.
+      if (removed) await publish(pushTopics.factor(device.factor_id));
+      return removed;
     },
   };
 }

@@ -146,7 +146,10 @@ export function registerPushDeviceApi(app: FastifyInstance, push: PushFactor): v
       const flush = () => {
         chain = chain
           .then(async () => {
-            for (const p of await push.pendingPushes(device)) {
+            const pending = await push.pendingPushes(device);
+            // Removed meanwhile: the device reconnects, is refused (401) and says so.
+            if (!pending) res.end();
+            for (const p of pending ?? []) {
               if (sent.has(p.id) || res.writableEnded) continue;
               sent.add(p.id);
               res.write(`id: ${p.id}\nevent: push\ndata: ${JSON.stringify(p)}\n\n`);
