@@ -143,4 +143,17 @@ describe('push on the sign-in pages', () => {
       'token:software:totp:OKTA',
     ]);
   });
+
+  it('"send push automatically": the password step shows the number at once', async () => {
+    const u = await activatePushUser(s, 'page.autopush@acme.example');
+    const user = await s.rt.store.repos.users.findUserByLogin(u.login);
+    if (!user) throw new Error('no user');
+    await s.rt.store.repos.users.setPreferences(user.id, { autoPush: true });
+    const b = createBrowser(s);
+    await b.submit('/signin', '/signin', { username: u.login, password: u.password });
+    const page = await b.get('/signin/next');
+    const shown = Number(/<p class="push-number"[^>]*>(\d+)<\/p>/.exec(page.payload)?.[1]);
+    const [push] = await waitingPushes(s, u.device);
+    expect(push?.numbers).toContain(shown);
+  });
 });

@@ -244,7 +244,7 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
           errors.chosen ??
           (typeof (req.query as Record<string, unknown>)?.factor === 'string'
             ? String((req.query as Record<string, string>).factor)
-            : (t.challenge?.factor.id ?? undefined));
+            : (t.challenge?.factor.id ?? t.push?.factor.id ?? undefined));
         const chosen = t.factors.find((f) => f.id === wanted) ?? t.factors[0];
         if (!chosen) return reply.redirect('/signin', 303);
         if (chosen.factor_type === 'push') {
