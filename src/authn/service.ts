@@ -426,18 +426,17 @@ export function createAuthnService(deps: AuthnDeps) {
       ]);
     }
     const now = clock();
-    if (
-      !(await store.repos.tokens.advanceTransaction(
-        row.token_hash,
-        row.status,
-        { status: 'MFA_CHALLENGE', factorId: factor.id },
-        now,
-      ))
-    ) {
-      return fail('INVALID_TOKEN');
-    }
+    // A parallel request of the same sign-in may have moved it to this challenge first: that is
+    // the state wanted, not a lost race.
+    await store.repos.tokens.advanceTransaction(
+      row.token_hash,
+      row.status,
+      { status: 'MFA_CHALLENGE', factorId: factor.id },
+      now,
+    );
     const updated = await store.repos.tokens.findTransaction(row.token_hash, now);
-    return updated ? view(store.repos, stateToken, updated, { user }) : fail('INVALID_TOKEN');
+    if (updated?.status !== 'MFA_CHALLENGE' || updated.factor_id !== factor.id) return fail('INVALID_TOKEN');
+    return view(store.repos, stateToken, updated, { user });
   }
 
   /**

@@ -268,7 +268,6 @@ export function createPushFactor(deps: PushDeps) {
         );
         return { ok: false, reason: 'USER_RATE_LIMIT' };
       }
-      const previous = await repo.latestChallenge(txnHash);
       const seq = await repo.countSend(txnHash, policy.pushesPerSignIn);
       if (seq === undefined) {
         await store.transaction((repos) =>
@@ -276,7 +275,6 @@ export function createPushFactor(deps: PushDeps) {
         );
         return { ok: false, reason: 'PER_SIGN_IN_CAP' };
       }
-      if (previous?.status === 'WAITING') await repo.answerChallenge(previous.id, 'REJECTED', 'superseded', now);
       const { numbers, correct } = createNumberChallenge(random);
       const context: PushContext = {
         app: ctx.app,
@@ -302,6 +300,7 @@ export function createPushFactor(deps: PushDeps) {
       };
       await store.transaction(async (repos) => {
         await repos.factors.push.createChallenge(challenge);
+        await repos.factors.push.supersedeEarlier(txnHash, seq, now);
         await audit(repos, ctx, 'user.mfa.okta_verify.push_sent', 'success', user.id, {
           factorId: factor.id,
           challengeId: challenge.id,

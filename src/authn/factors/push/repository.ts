@@ -137,6 +137,19 @@ export function createPushRepository(db: Kysely<Database>) {
         .executeTakeFirst();
       return Number(r.numUpdatedRows) === 1;
     },
+    /**
+     * Withdraws the pushes of a transaction sent before push number `seq`, so only the newest can
+     * be approved; parallel sends each withdraw the lower numbers, which leaves the highest.
+     */
+    async supersedeEarlier(txnHash: string, seq: number, now: number): Promise<void> {
+      await db
+        .updateTable('push_challenges')
+        .set({ status: 'REJECTED', reason: 'superseded', answered_at: now })
+        .where('txn_hash', '=', txnHash)
+        .where('status', '=', 'WAITING')
+        .where('seq', '<', seq)
+        .execute();
+    },
     /** WAITING → TIMEOUT once it has expired; true for the caller that made the change. */
     async expireChallenge(id: string, now: number): Promise<boolean> {
       const r = await db
