@@ -369,6 +369,12 @@ export function createPushFactor(deps: PushDeps) {
       if (c.status !== 'WAITING') {
         return refused(409, 'This push was already answered; an answer counts once.', `replay (${c.status})`);
       }
+      // Only the newest push of a sign-in counts, whatever order parallel sends committed in.
+      const newest = await repo.latestChallenge(c.txn_hash);
+      if (newest && newest.seq > c.seq) {
+        await repo.supersedeEarlier(c.txn_hash, newest.seq, now);
+        return refused(410, 'A newer push replaced this one: answer the newest.', 'superseded');
+      }
       if (c.expires_at <= now) {
         if (await repo.expireChallenge(c.id, now)) await publish(pushTopics.challenge(c.id));
         return refused(410, 'This push expired. Sign in again to get a new one.', 'expired');

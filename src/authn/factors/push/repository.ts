@@ -107,15 +107,28 @@ export function createPushRepository(db: Kysely<Database>) {
         .orderBy('seq', 'desc')
         .executeTakeFirst();
     },
-    /** The pushes a device has not answered yet and that have not expired. */
+    /**
+     * The pushes a device has not answered yet and that have not expired, without those a newer
+     * push of the same sign-in replaced (whatever order parallel sends committed in).
+     */
     async listWaiting(factorId: string, now: number): Promise<PushChallengeRow[]> {
       return db
-        .selectFrom('push_challenges')
-        .selectAll()
-        .where('factor_id', '=', factorId)
-        .where('status', '=', 'WAITING')
-        .where('expires_at', '>', now)
-        .orderBy('created_at')
+        .selectFrom('push_challenges as c')
+        .selectAll('c')
+        .where('c.factor_id', '=', factorId)
+        .where('c.status', '=', 'WAITING')
+        .where('c.expires_at', '>', now)
+        .where(({ not, exists, selectFrom }) =>
+          not(
+            exists(
+              selectFrom('push_challenges as newer')
+                .select('newer.id')
+                .whereRef('newer.txn_hash', '=', 'c.txn_hash')
+                .whereRef('newer.seq', '>', 'c.seq'),
+            ),
+          ),
+        )
+        .orderBy('c.created_at')
         .execute();
     },
     /**
