@@ -33,6 +33,8 @@ export function describeMethod(details: Record<string, unknown>): string | null 
   const key = [details.factorType, details.factor, details.provider].find((v) => typeof v === 'string');
   if (typeof key !== 'string') return null;
   if (key === 'password') return 'Password';
+  // `push:OKTA` shares its provider with Okta Verify's code.
+  if (key === 'push' || key.startsWith('push:')) return describeFactorType('push');
   const provider = key.split(':').at(-1) ?? '';
   return PROVIDERS[provider] ?? describeFactorType(key);
 }
