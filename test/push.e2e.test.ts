@@ -57,6 +57,8 @@ async function startRecordingProxy(upstreamPort: number) {
   return {
     origin: `http://127.0.0.1:${port}`,
     log,
+    /** Cuts every open connection, the device's event stream included (a network blip). */
+    cut: () => server.closeAllConnections(),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -257,6 +259,17 @@ describe('traqs-verify (a real process) with push and number matching', () => {
       type(String(push.numbers[0]));
       await waitForOutput(/Not accepted: A newer push replaced this one/);
     }
+    expect((await poll(stateToken)).body.status).toBe('SUCCESS');
+  });
+
+  it('reconnects with backoff after the connection drops, and still gets pushes', async () => {
+    proxy.cut();
+    await waitForOutput(/Connection to \S+ lost; reconnecting in \d+\.\d s\./);
+    await waitForOutput(/Listening for pushes/);
+    const { stateToken, correct } = await signInWithPush();
+    await nextPush();
+    type(String(correct));
+    await waitForOutput(/Approved\./);
     expect((await poll(stateToken)).body.status).toBe('SUCCESS');
   });
 
