@@ -11,13 +11,16 @@ import { registerAuthnApi } from './authn/api-routes.ts';
 import { createAttemptGuard } from './authn/attempts.ts';
 import { createPasswordHasher } from './authn/factors/password/hashing.ts';
 import { loadPasswordBlocklist } from './authn/factors/password/policy.ts';
+import { createPushFactor } from './authn/factors/push/push.ts';
+import { registerPushDeviceApi } from './authn/factors/push/routes.ts';
+import { createInProcessSignals, createPostgresSignals, type PushSignals } from './authn/factors/push/signals.ts';
 import { createSeedVault } from './authn/factors/totp/seed.ts';
 import { registerSignInPages } from './authn/page-routes.tsx';
 import { type AuthnDeps, createAuthnService } from './authn/service.ts';
 import { createSessionManager } from './authn/sessions.ts';
 import type { Config, EnvironmentConfig } from './config/schema.ts';
 import { loadEnvironmentKeys } from './config/secrets.ts';
-import { migrateToLatest, openDatabase, sqlitePathFor } from './db/database.ts';
+import { migrateToLatest, openDatabase, splitPostgresUrl, sqlitePathFor } from './db/database.ts';
 import { createStore, type Store } from './db/store.ts';
 import { createSecretBox } from './lib/secret-box.ts';
 import { type Clock, type RandomBytes, systemClock, systemRandom } from './lib/tokens.ts';
@@ -45,6 +48,8 @@ export interface RuntimeDeps {
   store?: Store;
   /** Overrides the mail transport (tests); otherwise SMTP when configured, else the console. */
   transport?: MailTransport;
+  /** Cross-node push signals (tests); otherwise PostgreSQL LISTEN/NOTIFY on PostgreSQL, in process on SQLite. */
+  signals?: PushSignals;
 }
 
 /** Everything one environment's services share: storage, keys and domain services. */
@@ -80,6 +85,29 @@ export async function openEnvironment(
     driftSteps: config.policy.totpDriftSteps,
   });
   const attempts = createAttemptGuard({ store, policy: config.policy, environment, clock, random, notifier });
+  // DESIGN, "Storage and scale": a push answered on one node reaches a sign-in waiting on another.
+  const databaseUrl = environment.databaseUrl;
+  const signals =
+    deps.signals ??
+    (!deps.store && databaseUrl && /^postgres(ql)?:\/\//.test(databaseUrl)
+      ? createPostgresSignals(splitPostgresUrl(databaseUrl).url, {
+          schema: splitPostgresUrl(databaseUrl).schema,
+          onError: (err) => logger.warn({ err }, 'Push signal connection failed'),
+        })
+      : createInProcessSignals());
+  const push = createPushFactor({
+    store,
+    policy: config.policy,
+    clock,
+    random,
+    secretBox: createSecretBox(keys.secretBoxKey),
+    seeds,
+    signals,
+    attempts,
+    notifier,
+    idpUrl: environment.idp.publicUrl,
+    reportLink: reports.link,
+  });
   // Sign-in and the profile check and change the same credentials with the same services.
   const credentials: AuthnDeps = {
     store,
@@ -91,6 +119,7 @@ export async function openEnvironment(
     blocklist: loadPasswordBlocklist(),
     notifier,
     attempts,
+    push,
   };
   const authn = createAuthnService(credentials);
   const sessions = createSessionManager(
@@ -143,6 +172,7 @@ export async function openEnvironment(
     sessions,
     accounts,
     profile,
+    push,
     mailWorker,
     refreshTokenReminders,
     /** Starts the background work of a serving node: mail delivery and refresh-token reminders. */
@@ -155,6 +185,7 @@ export async function openEnvironment(
       await refreshTokenReminders.stop();
       await mailWorker?.stop();
       await transport?.close();
+      await signals.close();
       await store.close();
     },
   };
@@ -246,6 +277,7 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
 
   registerAuthnApi(app, rt.authn, environment.idp.publicUrl, config.policy.passwordMinLength);
   registerManagementApi(app, rt);
+  registerPushDeviceApi(app, rt.push);
   registerSignInPages(app, {
     authn: rt.authn,
     sessions: rt.sessions,

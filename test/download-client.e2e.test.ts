@@ -14,6 +14,7 @@ import { openFileStore } from '../src/refdata/file-store.ts';
 import { createHttpBrowser } from './helpers/http-browser.ts';
 import { authorize, discover, type OauthStack, startOauthStack } from './helpers/oauth.ts';
 import { repoRoot } from './helpers/product-process.ts';
+import { createRealTimeClock } from './helpers/stack.ts';
 import { type ActiveUser, activateUser } from './helpers/users.ts';
 
 /**
@@ -35,18 +36,8 @@ const SERVICE_CLOCK_TOLERANCE_MS = 5_000;
  * with the real time, and the download service judges them by this clock.
  */
 function createSteppingClock() {
-  let offset = 0;
-  return Object.assign(() => Date.now() + offset, {
-    advance(ms: number) {
-      offset += ms;
-    },
-    set(ms: number) {
-      offset = ms - Date.now();
-    },
-    realTime() {
-      offset = 0;
-    },
-  });
+  const clock = createRealTimeClock();
+  return Object.assign(clock, { realTime: () => clock.set(Date.now()) });
 }
 
 interface ProxiedRequest {

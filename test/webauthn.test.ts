@@ -34,7 +34,7 @@ describe('FastPass enrollment through the Authentication API', () => {
     const offered = field((await postJson(s, '/api/v1/authn', { stateToken })).body, '_embedded', 'factors');
     expect(
       Array.isArray(offered) ? offered.map((f) => `${field(f, 'factorType')}/${field(f, 'provider')}`) : [],
-    ).toEqual(['token:software:totp/GOOGLE', 'token:software:totp/OKTA', 'webauthn/FIDO']);
+    ).toEqual(['token:software:totp/GOOGLE', 'token:software:totp/OKTA', 'webauthn/FIDO', 'push/OKTA']);
 
     const r = await postJson(s, '/api/v1/authn/factors', { stateToken, factorType: 'webauthn', provider: 'FIDO' });
     expect(r.status).toBe(200);

@@ -91,6 +91,12 @@ const verifyBody = z
   })
   .strict();
 const previousBody = z.object({ stateToken }).strict();
+// okta-auth-js puts these in the query of `verify` and of its polls (`?autoPush=true&rememberDevice=false`).
+const verifyQuery = z.object({
+  autoPush: z.enum(['true', 'false']).optional(),
+  rememberDevice: z.enum(['true', 'false']).optional(),
+});
+const pushBody = z.object({ stateToken, ...oktaExtras }).strict();
 const cancelBody = z.object({ stateToken, ...oktaExtras }).strict();
 
 /**
@@ -179,6 +185,46 @@ export function registerAuthnApi(
           _links: { cancel },
         };
       case 'MFA_ENROLL_ACTIVATE': {
+        const p = t.pushEnrollment;
+        if (p) {
+          // Okta: WAITING until the authenticator enrolled, polled at `next` (name `poll`); the
+          // activation travels as a link and its QR code (ours a data: URL, as for TOTP).
+          const a = p.activation;
+          return {
+            ...base,
+            factorResult: a ? 'WAITING' : 'TIMEOUT',
+            _embedded: {
+              user: userJson(t.user),
+              factor: {
+                id: p.factor.id,
+                factorType: p.factor.factor_type,
+                provider: p.factor.provider,
+                vendorName: p.factor.provider,
+                _embedded: {
+                  activation: a
+                    ? {
+                        expiresAt: iso(a.expiresAt),
+                        factorResult: 'WAITING',
+                        activationCode: a.code,
+                        activationLink: a.link,
+                        _links: {
+                          qrcode: {
+                            href: await QRCode.toDataURL(a.link, { margin: 1, width: 220 }),
+                            type: 'image/png',
+                          },
+                        },
+                      }
+                    : { factorResult: 'TIMEOUT' },
+                },
+              },
+            },
+            _links: {
+              next: link(`/api/v1/authn/factors/${p.factor.id}/lifecycle/activate/poll`, { name: 'poll' }),
+              prev: link('/api/v1/authn/previous', { name: 'prev' }),
+              cancel,
+            },
+          };
+        }
         const w = t.webauthnEnrollment;
         if (w) {
           // Okta: `_embedded.factor._embedded.activation` holds the credential creation options.
@@ -244,6 +290,36 @@ export function registerAuthnApi(
           _links: { cancel },
         };
       case 'MFA_CHALLENGE': {
+        const push = t.push;
+        if (push) {
+          // Okta's push challenge: `factorResult` WAITING (with the number the user picks on the
+          // device in `correctAnswer`), then REJECTED or TIMEOUT; `next` is `poll` while waiting.
+          const c = push.challenge;
+          const result = !c || c.status === 'WAITING' ? 'WAITING' : c.status === 'TIMEOUT' ? 'TIMEOUT' : 'REJECTED';
+          const verifyHref = `/api/v1/authn/factors/${push.factor.id}/verify`;
+          return {
+            ...base,
+            factorResult: result,
+            challengeType: 'FACTOR',
+            _embedded: {
+              user: userJson(t.user),
+              factor: {
+                id: push.factor.id,
+                factorType: push.factor.factor_type,
+                provider: push.factor.provider,
+                vendorName: push.factor.provider,
+                profile: { credentialId: t.user.login, name: push.factor.name, platform: 'traqs-verify' },
+                _embedded: result === 'WAITING' && c ? { challenge: { correctAnswer: c.correct_number } } : {},
+              },
+            },
+            _links: {
+              next: link(verifyHref, { name: result === 'WAITING' ? 'poll' : 'verify' }),
+              resend: [link(`${verifyHref}/resend`, { name: 'push' })],
+              prev: link('/api/v1/authn/previous', { name: 'prev' }),
+              cancel,
+            },
+          };
+        }
         const c = t.challenge;
         if (!c) {
           return {
@@ -363,12 +439,28 @@ export function registerAuthnApi(
       } else if (code) {
         result = await authn.verifyPasscode(body.stateToken, factorId, code, 'verify', ctx);
       } else {
-        // Only a FastPass factor is verified in two steps; for a code factor, the code is missing.
-        result = await authn.challengeWebAuthn(body.stateToken, factorId);
+        parseBody(verifyQuery, req.query);
+        // Push and FastPass are verified in two steps (a push or a challenge first); for a code
+        // factor, the code is missing.
+        result = await authn.challengeFactor(body.stateToken, factorId, ctx);
       }
       // Mid-transaction lockout: Okta answers the factor verification itself with E0000069.
       if (result.kind === 'locked') throw new AppError('USER_LOCKED');
       return reply(res, result);
+    });
+
+    api.post('/api/v1/authn/factors/:factorId/verify/resend', async (req, res) => {
+      const { factorId } = parseBody(factorParams, req.params);
+      const body = parseBody(pushBody, req.body);
+      const result = await authn.verifyPush(body.stateToken, factorId, requestContext(req), 'resend');
+      if (result.kind === 'locked') throw new AppError('USER_LOCKED');
+      return reply(res, result);
+    });
+
+    api.post('/api/v1/authn/factors/:factorId/lifecycle/activate/poll', async (req, res) => {
+      const { factorId } = parseBody(factorParams, req.params);
+      const body = parseBody(pushBody, req.body);
+      return reply(res, await authn.pollPushActivation(body.stateToken, factorId, requestContext(req)));
     });
 
     api.post('/api/v1/authn/previous', async (req, res) => {

@@ -6,12 +6,15 @@ import { readReturnCookie } from '../oauth/interactions.tsx';
 import type { PageContext } from '../web/layout.tsx';
 import { sendPage } from '../web/render.ts';
 import { requestContext } from '../web/validate.ts';
+import { EnrollPushPage, PushWaitPage } from './factors/push/views.tsx';
 import { retiredOnlyNotice } from './factors/retired.ts';
+import { OtherMethods } from './factors/views.tsx';
 import { parseAssertionJson, parseRegistrationJson, RESPONSE_FIELD_MAX } from './factors/webauthn/inputs.ts';
 import type { AuthnResult, AuthnService } from './service.ts';
 import type { SessionManager } from './sessions.ts';
 import {
   ActivatePage,
+  CancelForm,
   EnrollActivatePage,
   EnrollChoicePage,
   EnrollFastPassPage,
@@ -195,6 +198,22 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
         );
       }
       case 'MFA_ENROLL_ACTIVATE': {
+        const p = t.pushEnrollment;
+        if (p) {
+          const qr = p.activation ? await QRCode.toDataURL(p.activation.link, { margin: 1, width: 220 }) : undefined;
+          return sendPage(
+            reply,
+            <EnrollPushPage
+              ctx={ctx}
+              factorId={p.factor.id}
+              activation={p.activation}
+              qrDataUrl={qr}
+              enrolled={p.factor.status === 'ACTIVE'}
+              error={errors.text}
+            />,
+            status,
+          );
+        }
         const w = t.webauthnEnrollment;
         if (w) {
           return sendPage(
@@ -225,9 +244,29 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
           errors.chosen ??
           (typeof (req.query as Record<string, unknown>)?.factor === 'string'
             ? String((req.query as Record<string, string>).factor)
-            : (t.challenge?.factor.id ?? undefined));
+            : (t.challenge?.factor.id ?? t.push?.factor.id ?? undefined));
         const chosen = t.factors.find((f) => f.id === wanted) ?? t.factors[0];
         if (!chosen) return reply.redirect('/signin', 303);
+        if (chosen.factor_type === 'push') {
+          return sendPage(
+            reply,
+            <PushWaitPage
+              ctx={ctx}
+              user={t.user}
+              factor={chosen}
+              challenge={t.push?.factor.id === chosen.id ? t.push.challenge : undefined}
+              error={errors.text}
+            >
+              <OtherMethods
+                factors={t.factors}
+                chosen={chosen}
+                href={(f) => `/signin/next?factor=${encodeURIComponent(f.id)}`}
+              />
+              <CancelForm ctx={ctx} />
+            </PushWaitPage>,
+            status,
+          );
+        }
         let fastPassOptions: unknown;
         if (chosen.factor_type === 'webauthn') {
           // The live challenge of this transaction for the factor, or a new one.
@@ -384,6 +423,51 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
     return proceed(req, reply, result, (msg) =>
       renderTransaction(req, reply, { text: msg, ...(body?.factorId ? { chosen: body.factorId } : {}) }, 403),
     );
+  });
+
+  // Push: send, resend, and "I approved — continue" (also what the waiting script submits).
+  const factorForm = (req: FastifyRequest) => form({ factorId: formString(40) }, req.body);
+  for (const [path, mode] of [
+    ['/signin/verify/push', 'verify'],
+    ['/signin/verify/push/resend', 'resend'],
+    ['/signin/verify/push/check', 'check'],
+  ] as const) {
+    app.post(path, { preHandler: app.csrfProtection }, async (req, reply) => {
+      const body = factorForm(req);
+      const result = await authn.verifyPush(
+        req.cookies[txnCookie] ?? '',
+        body?.factorId ?? '',
+        deviceContext(req, reply),
+        mode,
+      );
+      return proceed(req, reply, result, (msg) =>
+        renderTransaction(req, reply, { text: msg, ...(body?.factorId ? { chosen: body.factorId } : {}) }, 429),
+      );
+    });
+  }
+
+  app.post('/signin/enroll/push/check', { preHandler: app.csrfProtection }, async (req, reply) => {
+    const body = factorForm(req);
+    const result = await authn.pollPushActivation(
+      req.cookies[txnCookie] ?? '',
+      body?.factorId ?? '',
+      deviceContext(req, reply),
+    );
+    return proceed(req, reply, result, (msg) => renderTransaction(req, reply, { text: msg }, 403));
+  });
+
+  // What the waiting script polls: the state of this browser's push or push enrollment, nothing more.
+  app.get('/signin/push/status', async (req, reply) => {
+    const token = req.cookies[txnCookie];
+    const result = token ? await authn.getTransaction(token) : undefined;
+    const t = result?.kind === 'transaction' ? result.txn : undefined;
+    let state = 'GONE';
+    if (t?.push) state = t.push.challenge?.status ?? 'GONE';
+    else if (t?.pushEnrollment) {
+      state =
+        t.pushEnrollment.factor.status === 'ACTIVE' ? 'APPROVED' : t.pushEnrollment.activation ? 'WAITING' : 'TIMEOUT';
+    }
+    return reply.type('application/json').send({ status: state });
   });
 
   // FastPass: the browser's answer to the options on the page, as JSON in `response`.

@@ -15,6 +15,8 @@ import type { AttemptGuard } from './attempts.ts';
 import type { EmailLinkPurpose } from './email-links.ts';
 import type { PasswordHasher } from './factors/password/hashing.ts';
 import { checkNewPassword, checkRecoveryAnswer, normalizeRecoveryAnswer } from './factors/password/policy.ts';
+import { PUSH, type PushFactor } from './factors/push/push.ts';
+import type { PushChallengeRow } from './factors/push/repository.ts';
 import type { FactorRow } from './factors/repository.ts';
 import {
   isRetiredFactorType,
@@ -54,6 +56,7 @@ export const ENROLLABLE_FACTORS = [
   { factorType: 'token:software:totp', provider: 'GOOGLE', label: 'Google Authenticator' },
   { factorType: 'token:software:totp', provider: 'OKTA', label: 'Okta Verify (code)' },
   { factorType: WEBAUTHN.factorType, provider: WEBAUTHN.provider, label: 'FastPass' },
+  { factorType: PUSH.factorType, provider: PUSH.provider, label: 'Okta Verify (push)' },
 ] as const;
 export type EnrollableFactor = (typeof ENROLLABLE_FACTORS)[number];
 
@@ -100,6 +103,8 @@ export interface AuthnDeps {
    * derived from the environment of `attempts`.
    */
   webauthn?: WebAuthnSupport;
+  /** Push with number matching (`traqs-verify`); without it push is neither offered nor accepted. */
+  push?: PushFactor;
 }
 
 export interface Enrollment {
@@ -123,6 +128,10 @@ export interface TransactionView {
   enrollment?: Enrollment;
   /** MFA_ENROLL_ACTIVATE for FastPass: the pending factor and the options for `credentials.create()`. */
   webauthnEnrollment?: { factor: FactorRow; options: PublicKeyCredentialCreationOptionsJSON };
+  /** MFA_ENROLL_ACTIVATE for push: the pending factor and its activation code (absent once expired). */
+  pushEnrollment?: { factor: FactorRow; activation?: { code: string; link: string; expiresAt: number } };
+  /** MFA_CHALLENGE for push: the factor and the transaction's last push (status, correct number). */
+  push?: { factor: FactorRow; challenge: PushChallengeRow | undefined };
   /** MFA_CHALLENGE: the FastPass factor challenged and the options for `credentials.get()`. */
   challenge?: { factor: FactorRow; options: PublicKeyCredentialRequestOptionsJSON };
   /** MFA_ENROLL: the user's retired enrollments (imported SMS, voice), which sign-in no longer offers. */
@@ -148,6 +157,8 @@ export type AuthnResult =
   | { kind: 'error'; error: OktaErrorName; causes?: string[]; summary?: string };
 
 const SESSION_TOKEN_TTL_MS = 5 * 60_000;
+/** Reads that may record an event but have no request of their own (a timeout seen while viewing). */
+const NO_CONTEXT: RequestContext = { ip: null, userAgent: null };
 
 function fail(error: OktaErrorName, causes?: string[], summary?: string): AuthnResult {
   return { kind: 'error', error, ...(causes ? { causes } : {}), ...(summary ? { summary } : {}) };
@@ -207,6 +218,9 @@ export function createAuthnService(deps: AuthnDeps) {
         );
         if (options) txn.challenge = { factor: challenged, options };
       }
+      if (challenged?.factor_type === PUSH.factorType && deps.push) {
+        txn.push = { factor: challenged, challenge: await deps.push.current(row.token_hash, NO_CONTEXT) };
+      }
     }
     if (status === 'MFA_ENROLL') {
       const active = known.activeFactors ?? (await repos.factors.listActiveFactors(user.id));
@@ -215,7 +229,10 @@ export function createAuthnService(deps: AuthnDeps) {
     }
     if (status === 'MFA_ENROLL_ACTIVATE' && row.factor_id) {
       const factor = await repos.factors.findFactor(user.id, row.factor_id);
-      if (factor?.secret_enc) {
+      if (factor?.factor_type === PUSH.factorType && deps.push) {
+        const activation = await deps.push.activationOf(repos, factor.id, clock());
+        txn.pushEnrollment = { factor, ...(activation ? { activation } : {}) };
+      } else if (factor?.secret_enc) {
         txn.enrollment = { factor, ...seeds.describe({ id: factor.id, secret_enc: factor.secret_enc }, user.login) };
       } else if (factor?.factor_type === WEBAUTHN.factorType && factor.status === 'PENDING_ACTIVATION') {
         const options = await fastPass.registrationOptions(repos, bindingOfTransaction(row.token_hash), user, factor);
@@ -350,6 +367,98 @@ export function createAuthnService(deps: AuthnDeps) {
   /** The locked answer with the user as now stored (the lockout just counted). */
   async function lockedResult(user: UserRow): Promise<AuthnResult> {
     return { kind: 'locked', user: (await store.repos.users.findUserById(user.id)) ?? user };
+  }
+
+  /**
+   * Push for a sign-in (Okta's `verify` on a push factor). `verify`: while the last push waits, a
+   * poll (WAITING with the number to show); once approved, SUCCESS; a denial, wrong number or
+   * timeout is reported once (REJECTED / TIMEOUT), and the next `verify` sends a new push.
+   * `resend`: a new push now. `check` (the page's "I approved — continue"): never sends, only
+   * reports. Every send is within the per-sign-in cap and the user's rate limit.
+   */
+  async function verifyPush(
+    stateToken: string,
+    factorId: string,
+    ctx: RequestContext,
+    mode: 'verify' | 'resend' | 'check',
+  ): Promise<AuthnResult> {
+    const push = deps.push;
+    if (!push) return fail('NOT_FOUND');
+    const row = await loadTransaction(stateToken);
+    if (!row) return fail('INVALID_TOKEN');
+    if (row.status !== 'MFA_REQUIRED' && row.status !== 'MFA_CHALLENGE') return fail('WRONG_STATE');
+    const factor = await store.repos.factors.findFactor(row.user_id, factorId);
+    if (factor?.status !== 'ACTIVE' || factor.factor_type !== PUSH.factorType) return fail('NOT_FOUND');
+    // Recovery proves the user with a code or FastPass: a push approved by habit must not reset a password.
+    if (row.flow !== 'signin') return fail('FORBIDDEN', ['Use a code or FastPass to confirm it is you.']);
+    const user = await store.repos.users.findUserById(row.user_id);
+    if (!user) return fail('INVALID_TOKEN');
+    const current =
+      row.status === 'MFA_CHALLENGE' && row.factor_id === factor.id
+        ? await push.current(row.token_hash, ctx)
+        : undefined;
+    if (current?.status === 'APPROVED') {
+      const attempt = await reserveAttempt(user.id);
+      if (attempt === null) {
+        await store.repos.tokens.endTransaction(row.token_hash, clock());
+        return { kind: 'locked', user };
+      }
+      await store.repos.factors.markFactorUsed(factor.id, clock());
+      return succeedWithPush(row, user, factor, ctx);
+    }
+    if (mode === 'check') return view(store.repos, stateToken, row, { user });
+    if (current && mode === 'verify') {
+      if (current.status === 'WAITING') return view(store.repos, stateToken, row, { user });
+      if (current.result_seen_at === null && (await push.markResultSeen(current.id))) {
+        return view(store.repos, stateToken, row, { user });
+      }
+    }
+    const sent = await push.send(row.token_hash, user, factor, {
+      ...ctx,
+      app: `TRAQS ${deps.attempts.environment.label}`,
+    });
+    if (!sent.ok) {
+      if (sent.reason === 'NO_DEVICE') return fail('NOT_FOUND');
+      return fail('RATE_LIMITED', [
+        sent.reason === 'PER_SIGN_IN_CAP'
+          ? `At most ${policy.pushesPerSignIn} pushes can be sent for one sign-in. Use another method or sign in again.`
+          : 'Too many pushes were sent to your device recently. Wait a few minutes or use another method.',
+      ]);
+    }
+    const now = clock();
+    // A parallel request of the same sign-in may have moved it to this challenge first: that is
+    // the state wanted, not a lost race.
+    await store.repos.tokens.advanceTransaction(
+      row.token_hash,
+      row.status,
+      { status: 'MFA_CHALLENGE', factorId: factor.id },
+      now,
+    );
+    const updated = await store.repos.tokens.findTransaction(row.token_hash, now);
+    if (updated?.status !== 'MFA_CHALLENGE' || updated.factor_id !== factor.id) return fail('INVALID_TOKEN');
+    return view(store.repos, stateToken, updated, { user });
+  }
+
+  /**
+   * Sign-in completed with the push factor (its device enrolled, or a push approved): `amr` `swk`
+   * (RFC 8176: proof of possession of a software-held key, the device's P-256 key) and `mfa`.
+   */
+  function succeedWithPush(row: TransactionRow, user: UserRow, factor: FactorRow, ctx: RequestContext) {
+    const amr = [...new Set([...(JSON.parse(row.amr) as string[]), 'swk', 'mfa'])];
+    const factorKey = `${PUSH.factorType}:${PUSH.provider}`;
+    return store.transaction((repos) =>
+      succeed(repos, row.token_hash, user, amr, factorKey, ctx, factor.id, row.device_hash),
+    );
+  }
+
+  /** The "send push automatically" preference (`users.preferences.autoPush`). */
+  function wantsAutoPush(user: UserRow): boolean {
+    try {
+      const prefs: unknown = JSON.parse(user.preferences);
+      return typeof prefs === 'object' && prefs !== null && (prefs as { autoPush?: unknown }).autoPush === true;
+    } catch {
+      return false;
+    }
   }
 
   /** Automatic unlock after the configured period (DESIGN: 15 minutes), unless only support may unlock. */
@@ -493,7 +602,7 @@ export function createAuthnService(deps: AuthnDeps) {
       }
       const newHash = result.needsRehash ? await passwords.hash(password) : null;
       const signedIn = user;
-      return store.transaction(async (repos) => {
+      const primary = await store.transaction(async (repos) => {
         // The right password gives its reserved attempt back (in this commit, not one of its own).
         await repos.users.releaseAttempt(signedIn.id);
         // OWASP Password Storage: upgrade the hash on the next successful sign-in.
@@ -501,6 +610,16 @@ export function createAuthnService(deps: AuthnDeps) {
         await audit(repos, ctx, 'user.authentication.auth_via_password', 'success', signedIn.id);
         return afterPrimary(repos, signedIn, ['pwd'], null, ctx);
       });
+      // FAQ, "send push automatically": the push goes out as soon as the password is accepted.
+      if (primary.kind === 'transaction' && primary.txn.status === 'MFA_REQUIRED' && wantsAutoPush(signedIn)) {
+        const pushFactor = primary.txn.factors.find((f) => f.factor_type === PUSH.factorType);
+        if (pushFactor) {
+          const pushed = await verifyPush(primary.txn.stateToken, pushFactor.id, ctx, 'verify');
+          // Over the limits, the user still chooses a method themselves.
+          if (pushed.kind === 'transaction') return pushed;
+        }
+      }
+      return primary;
     },
 
     /**
@@ -764,6 +883,8 @@ export function createAuthnService(deps: AuthnDeps) {
       if (factorType === WEBAUTHN.factorType && !fastPass.support.available) {
         return fail('VALIDATION', [fastPass.support.reason]);
       }
+      const push = deps.push;
+      if (factorType === PUSH.factorType && !push) return fail('VALIDATION', ['Push is not available here.']);
       const choice = ENROLLABLE_FACTORS.find((f) => f.factorType === factorType && f.provider === provider);
       if (!choice) {
         return fail('VALIDATION', [`factorType/provider: ${factorType}/${provider} is not an enrollable factor.`]);
@@ -774,12 +895,15 @@ export function createAuthnService(deps: AuthnDeps) {
         const factor =
           choice.factorType === WEBAUTHN.factorType
             ? fastPass.pendingFactor(row.user_id, fastPassName(ctx.userAgent), now)
-            : seeds.pendingFactor(
-                { userId: row.user_id, factorType: choice.factorType, provider: choice.provider, name: choice.label },
-                random,
-                now,
-              );
+            : choice.factorType === PUSH.factorType && push
+              ? push.pendingFactor(row.user_id, now)
+              : seeds.pendingFactor(
+                  { userId: row.user_id, factorType: choice.factorType, provider: choice.provider, name: choice.label },
+                  random,
+                  now,
+                );
         await repos.factors.createFactor(factor);
+        if (factor.factor_type === PUSH.factorType) await push?.issueActivation(repos, factor, now);
         const moved = await repos.tokens.advanceTransaction(
           row.token_hash,
           row.status,
@@ -1090,6 +1214,38 @@ export function createAuthnService(deps: AuthnDeps) {
           row.device_hash,
         ),
       );
+    },
+
+    /**
+     * `POST …/factors/{id}/verify {stateToken}` without a code: a push factor sends (or polls) a
+     * push; a FastPass factor gets a challenge.
+     */
+    async challengeFactor(stateToken: string, factorId: string, ctx: RequestContext): Promise<AuthnResult> {
+      const row = await loadTransaction(stateToken);
+      if (!row) return fail('INVALID_TOKEN');
+      const factor = await store.repos.factors.findFactor(row.user_id, factorId);
+      if (factor?.factor_type === PUSH.factorType) return verifyPush(stateToken, factorId, ctx, 'verify');
+      return this.challengeWebAuthn(stateToken, factorId);
+    },
+
+    verifyPush,
+
+    /**
+     * `POST …/factors/{id}/lifecycle/activate/poll {stateToken}`: WAITING until `traqs-verify
+     * enroll` used the activation code, then SUCCESS (the device's enrollment completes the sign-in,
+     * as Okta Verify's does); TIMEOUT once the code expired unused.
+     */
+    async pollPushActivation(stateToken: string, factorId: string, ctx: RequestContext): Promise<AuthnResult> {
+      const row = await loadTransaction(stateToken);
+      if (!row) return fail('INVALID_TOKEN');
+      if (row.status !== 'MFA_ENROLL_ACTIVATE') return fail('WRONG_STATE');
+      if (row.factor_id !== factorId) return fail('NOT_FOUND');
+      const factor = await store.repos.factors.findFactor(row.user_id, factorId);
+      if (!factor || factor.factor_type !== PUSH.factorType) return fail('NOT_FOUND');
+      if (factor.status !== 'ACTIVE') return view(store.repos, stateToken, row);
+      const user = await store.repos.users.findUserById(row.user_id);
+      if (!user) return fail('INVALID_TOKEN');
+      return succeedWithPush(row, user, factor, ctx);
     },
 
     /** `POST /api/v1/authn/cancel`. */

@@ -243,12 +243,7 @@ export function EnrollFastPassPage(props: {
         >
           <input type="hidden" name="factorId" value={props.factor.id} />
         </FastPassForm>
-        <form method="post" action="/signin/enroll/back">
-          <Csrf ctx={props.ctx} />
-          <button type="submit" class="secondary">
-            Choose another method
-          </button>
-        </form>
+        <ChooseAnotherMethodForm ctx={props.ctx} />
       </div>
     </Layout>
   );
@@ -275,12 +270,7 @@ export function EnrollActivatePage(props: {
         >
           <input type="hidden" name="factorId" value={props.factorId} />
         </TotpSetup>
-        <form method="post" action="/signin/enroll/back">
-          <Csrf ctx={props.ctx} />
-          <button type="submit" class="secondary">
-            Choose another method
-          </button>
-        </form>
+        <ChooseAnotherMethodForm ctx={props.ctx} />
       </div>
     </Layout>
   );
@@ -385,7 +375,19 @@ export function LockedPage(props: { ctx: PageContext; minutes: number; supportOn
   );
 }
 
-function CancelForm({ ctx }: { ctx: PageContext }) {
+/** Back from setting up one method to the choice of methods (`/api/v1/authn/previous`). */
+export function ChooseAnotherMethodForm({ ctx }: { ctx: PageContext }) {
+  return (
+    <form method="post" action="/signin/enroll/back">
+      <Csrf ctx={ctx} />
+      <button type="submit" class="secondary">
+        Choose another method
+      </button>
+    </form>
+  );
+}
+
+export function CancelForm({ ctx }: { ctx: PageContext }) {
   return (
     <form method="post" action="/signin/cancel">
       <Csrf ctx={ctx} />

@@ -51,6 +51,14 @@ const policySchema = z
     totpStepSeconds: z.number().int().positive().default(30),
     /** RFC 6238 §5.2: steps of clock drift accepted on each side. */
     totpDriftSteps: z.number().int().min(0).max(2).default(1),
+    /** A push (number challenge) must be answered within this (DESIGN: 5 minutes). */
+    pushTimeoutMinutes: z.number().positive().default(5),
+    /** Pushes one sign-in may send, the first included (push bombing, OWASP ASVS 6.6.4). */
+    pushesPerSignIn: z.number().int().min(1).default(3),
+    /** Pushes one user may receive per 10 minutes over all sign-ins and nodes. */
+    pushesPerUserPer10Minutes: z.number().int().min(1).default(10),
+    /** A push activation code (link and QR code) is valid this long, single use. */
+    pushActivationMinutes: z.number().positive().default(10),
     /** Consecutive failed password or factor attempts that lock the account (DESIGN: 5). */
     maxFailedAttempts: z.number().int().min(1).default(5),
     /** A locked account unlocks by itself after this long (FAQ: 15 minutes). */

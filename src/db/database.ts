@@ -10,6 +10,7 @@ import * as m0004 from './migrations/0004-reference-data.ts';
 import * as m0005 from './migrations/0005-admin.ts';
 import * as m0006 from './migrations/0006-webauthn.ts';
 import * as m0007 from './migrations/0007-portal-download-token.ts';
+import * as m0008 from './migrations/0008-push.ts';
 import type { Database } from './schema.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -29,10 +30,26 @@ export interface OpenDatabaseOptions {
   schema?: string;
 }
 
+/**
+ * A PostgreSQL URL without our own `schema` query parameter, and that schema: several nodes (or a
+ * test) can share one schema of a database through `DATABASE_URL=postgres://…/db?schema=name`.
+ */
+export function splitPostgresUrl(url: string): { url: string; schema?: string } {
+  const q = url.indexOf('?');
+  if (q < 0) return { url };
+  const params = new URLSearchParams(url.slice(q + 1));
+  const schema = params.get('schema') ?? undefined;
+  params.delete('schema');
+  const rest = params.toString();
+  return { url: url.slice(0, q) + (rest ? `?${rest}` : ''), ...(schema ? { schema } : {}) };
+}
+
 /** `postgres://` / `postgresql://` URLs select PostgreSQL; anything else is a SQLite file path. */
 export function openDatabase(urlOrPath: string, options: OpenDatabaseOptions = {}): Db {
   if (/^postgres(ql)?:\/\//.test(urlOrPath)) {
-    const { schema } = options;
+    const split = splitPostgresUrl(urlOrPath);
+    urlOrPath = split.url;
+    const schema = options.schema ?? split.schema;
     // Passed unquoted in the startup packet's `options`, so only plain identifiers are accepted.
     if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
       throw new Error(`Invalid PostgreSQL schema name: ${schema}`);
@@ -103,6 +120,7 @@ const migrations = {
   '0005-admin': m0005,
   '0006-webauthn': m0006,
   '0007-portal-download-token': m0007,
+  '0008-push': m0008,
 };
 
 /** Applies every pending migration; throws with the failing migration's name. */

@@ -377,4 +377,60 @@ export interface Database {
   webauthn_credentials: WebAuthnCredentialsTable;
   webauthn_challenges: WebAuthnChallengesTable;
   factor_phone_numbers: FactorPhoneNumbersTable;
+  push_devices: PushDevicesTable;
+  push_activations: PushActivationsTable;
+  push_challenges: PushChallengesTable;
+  push_sends: PushSendsTable;
+}
+
+/** A `traqs-verify` enrollment (migration 0008). */
+export interface PushDevicesTable {
+  id: string;
+  factor_id: string;
+  user_id: string;
+  totp_factor_id: string | null;
+  name: string;
+  /** The device's P-256 public key, a JWK (JSON). */
+  public_key: string;
+  /** SHA-256 (hex) of the device's bearer token. */
+  token_hash: string;
+  created_at: number;
+  last_seen_at: number | null;
+}
+
+/** A single-use activation code for a pending push factor. */
+export interface PushActivationsTable {
+  code_hash: string;
+  code_sealed: string;
+  user_id: string;
+  factor_id: string;
+  created_at: number;
+  expires_at: number;
+  consumed_at: number | null;
+}
+
+/** One push sent to a device, with its number challenge. */
+export interface PushChallengesTable {
+  id: string;
+  user_id: string;
+  factor_id: string;
+  txn_hash: string;
+  seq: number;
+  /** JSON array of the three numbers the device offers. */
+  numbers: string;
+  correct_number: number;
+  status: string;
+  reason: string | null;
+  /** JSON: app, ip, place, browser. */
+  context: string;
+  created_at: number;
+  expires_at: number;
+  answered_at: number | null;
+  result_seen_at: number | null;
+}
+
+/** Pushes sent per sign-in transaction. */
+export interface PushSendsTable {
+  txn_hash: string;
+  count: number;
 }

@@ -33,6 +33,8 @@ export function describeMethod(details: Record<string, unknown>): string | null 
   const key = [details.factorType, details.factor, details.provider].find((v) => typeof v === 'string');
   if (typeof key !== 'string') return null;
   if (key === 'password') return 'Password';
+  // `push:OKTA` shares its provider with Okta Verify's code.
+  if (key === 'push' || key.startsWith('push:')) return describeFactorType('push');
   const provider = key.split(':').at(-1) ?? '';
   return PROVIDERS[provider] ?? describeFactorType(key);
 }
@@ -110,6 +112,10 @@ const ACTIONS: Readonly<Record<string, Describer>> = {
   'user.mfa.factor.deactivate': change('Security method removed'),
   'user.mfa.factor.import': change('Retired method imported from the previous system'),
   'user.mfa.factor.suspected_clone': signIn('FastPass refused: the device may have been copied'),
+  'user.mfa.okta_verify.deny_push': signIn('Push denied on your device'),
+  'user.mfa.okta_verify.wrong_number': signIn('Push refused: the wrong number was picked'),
+  'user.mfa.okta_verify.push_timeout': signIn('Push expired without an answer'),
+  'user.mfa.okta_verify.push_refused': signIn('Push not sent: too many pushes'),
   // Activation and recovery record their own event; this one only for a change from the profile.
   'user.account.update_password': (d, o) =>
     d.via !== 'profile'

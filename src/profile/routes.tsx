@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import { z } from 'zod';
+import { PushSetupPage } from '../authn/factors/push/views.tsx';
 import { parseAssertionJson, parseRegistrationJson, RESPONSE_FIELD_MAX } from '../authn/factors/webauthn/inputs.ts';
 import type { SessionManager } from '../authn/sessions.ts';
 import { SignInPage } from '../authn/views.tsx';
@@ -283,6 +284,15 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
 
   async function renderSetup(req: FastifyRequest, reply: FastifyReply, error?: string) {
     const w = who(req);
+    const push = await profile.pushSetup(w, factorIdOf(req));
+    if (push) {
+      if (push.enrolled) return reply.redirect('/?done=factor-added', 303);
+      const qr = push.activation ? await QRCode.toDataURL(push.activation.link, { margin: 1, width: 220 }) : undefined;
+      return sendPage(
+        reply,
+        <PushSetupPage ctx={pageCtx(reply, w)} factorId={push.factor.id} activation={push.activation} qrDataUrl={qr} />,
+      );
+    }
     const fastPass = await profile.pendingFastPass(w, factorIdOf(req));
     if (fastPass) {
       return sendPage(
@@ -306,9 +316,18 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
   // finishing it for as long as it lives (the transaction lifetime, as at sign-in).
   app.get('/profile/factors/:id/activate', get, async (req, reply) => renderSetup(req, reply));
 
+  // What the push setup page's script polls: has the device enrolled yet?
+  app.get('/profile/factors/:id/status', get, async (req, reply) => {
+    const push = await profile.pushSetup(who(req), factorIdOf(req));
+    const status = !push ? 'GONE' : push.enrolled ? 'APPROVED' : push.activation ? 'WAITING' : 'TIMEOUT';
+    return reply.type('application/json').send({ status });
+  });
+
   app.post('/profile/factors/:id/activate', post, async (req, reply) => {
     const body = form({ passCode: formString(20), response: formString(RESPONSE_FIELD_MAX) }, req.body);
     const factorId = factorIdOf(req);
+    // Push: the device enrolls itself; this only continues once it has.
+    if (await profile.pushSetup(who(req), factorId)) return renderSetup(req, reply);
     let result: Awaited<ReturnType<ProfileService['activateEnrollment']>>;
     if (await profile.isPendingFastPass(who(req), factorId)) {
       const registration = body?.response ? parseRegistrationJson(body.response) : undefined;

@@ -6,6 +6,7 @@ import type { App, Role } from '../accounts/model.ts';
 import type { UserRow } from '../accounts/repository.ts';
 import { createUserEventRecorder } from '../audit/record.ts';
 import { checkNewPassword, checkRecoveryAnswer, normalizeRecoveryAnswer } from '../authn/factors/password/policy.ts';
+import { PUSH } from '../authn/factors/push/push.ts';
 import type { FactorRow } from '../authn/factors/repository.ts';
 import { isRetiredFactorType, notEnrollableMessage, retirementLabel, usableFactors } from '../authn/factors/retired.ts';
 import type { AssertionInput, RegistrationInput } from '../authn/factors/webauthn/ceremony.ts';
@@ -445,7 +446,11 @@ export function createProfileService(deps: ProfileDeps) {
       if (provider === WEBAUTHN.provider && !fastPass.support.available) {
         return { kind: 'invalid', error: `FastPass is not offered here. ${fastPass.support.reason}` };
       }
-      const choice = enrollableFactors(fastPass.support).find((f) => f.provider === provider);
+      const choice = enrollableFactors(fastPass.support).find(
+        (f) => f.provider === provider && (factorType ? f.factorType === factorType : f.factorType !== PUSH.factorType),
+      );
+      if (choice?.factorType === PUSH.factorType && !deps.push)
+        return { kind: 'invalid', error: 'Push is not offered here.' };
       if (!choice) return { kind: 'invalid', error: 'Choose one of the methods below.' };
       const { user } = who;
       const now = clock();
@@ -464,14 +469,18 @@ export function createProfileService(deps: ProfileDeps) {
           webauthn ? fastPassName(ctx.userAgent) : choice.label,
           existing.map((f) => f.name),
         );
+        const push = choice.factorType === PUSH.factorType ? deps.push : undefined;
         const factor = webauthn
           ? fastPass.pendingFactor(user.id, name, now)
-          : seeds.pendingFactor(
-              { userId: user.id, factorType: choice.factorType, provider: choice.provider, name },
-              random,
-              now,
-            );
+          : push
+            ? push.pendingFactor(user.id, now)
+            : seeds.pendingFactor(
+                { userId: user.id, factorType: choice.factorType, provider: choice.provider, name },
+                random,
+                now,
+              );
         await repos.factors.createFactor(factor);
+        if (push) await push.issueActivation(repos, factor, now);
         await audit(repos, ctx, 'user.mfa.factor.enroll_started', 'success', user.id, {
           factorId: factor.id,
           provider: choice.provider,
@@ -526,6 +535,24 @@ export function createProfileService(deps: ProfileDeps) {
         await notifier.factorEnrolled(repos, user, factor, ctx);
         return { kind: 'activated' as const, factor };
       });
+    },
+
+    /**
+     * A push factor of this user being set up: its live activation (link and code) while pending,
+     * `enrolled` once `traqs-verify enroll` used it.
+     */
+    async pushSetup(
+      who: Who,
+      factorId: string,
+    ): Promise<
+      | { factor: FactorRow; enrolled: boolean; activation?: { code: string; link: string; expiresAt: number } }
+      | undefined
+    > {
+      const factor = await store.repos.factors.findFactor(who.user.id, factorId);
+      if (!deps.push || factor?.factor_type !== PUSH.factorType) return undefined;
+      if (factor.status === 'ACTIVE') return { factor, enrolled: true };
+      const activation = await deps.push.activationOf(store.repos, factor.id, clock());
+      return { factor, enrolled: false, ...(activation ? { activation } : {}) };
     },
 
     /** Whether `factorId` is a pending FastPass of this user (the setup page to show). */

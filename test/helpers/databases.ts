@@ -34,6 +34,8 @@ export interface TestDatabase {
   readonly store: Store;
   /** The Kysely handle under `store`, for tests of database helpers below the repositories. */
   readonly db: Db;
+  /** PostgreSQL: the schema this database is (for a server process given `?schema=`). */
+  readonly schema?: string;
   /**
    * Another store on the same database through its own connection (SQLite) or pool (PostgreSQL),
    * as a second node of a cluster would have. Closed with the database.
@@ -125,7 +127,7 @@ const postgresBackend: Backend = {
       const store = createStore(db);
       stores.push(store);
       await withCatalogLock('shared', () => migrateToLatest(db));
-      return { dialect: 'postgres', store, db, connectAgain: open, dispose: drop };
+      return { dialect: 'postgres', store, db, schema, connectAgain: open, dispose: drop };
     } catch (error) {
       await drop().catch(() => {});
       throw error;

@@ -54,6 +54,8 @@ export interface StartProductOptions {
   smtpUrl: string;
   /** How long to wait for `/healthz`. */
   startTimeoutMs?: number;
+  /** More environment for the server (a shared `DATABASE_URL` and key for several nodes). */
+  env?: NodeJS.ProcessEnv;
 }
 
 function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
@@ -89,6 +91,7 @@ export async function startProduct(options: StartProductOptions): Promise<Produc
     TRAQS_NTF_DOWNLOAD_PORT: String(downloadPort),
     TRAQS_NTF_DOWNLOAD_URL: `http://localhost:${downloadPort}`,
     TRAQS_LOG_LEVEL: 'warn',
+    ...options.env,
   };
 
   let output = '';

@@ -266,6 +266,17 @@ export interface Credentials {
   answer: string;
 }
 
+/** From the emailed link to the choice of methods: starts activation, sets password and question. */
+export async function activateUntilFactorChoice(page: Page, link: string, credentials: Credentials): Promise<void> {
+  await page.goto(link);
+  await page.getByRole('button', { name: 'Start activation' }).click();
+  await page.getByLabel('New password').fill(credentials.password);
+  await page.getByLabel('Question').fill(credentials.question);
+  await page.getByLabel('Answer').fill(credentials.answer);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.getByRole('heading', { name: 'Set up multifactor authentication' }).waitFor();
+}
+
 /**
  * From the emailed link to the authenticator setup page: starts activation, sets the password and
  * recovery question, chooses Google Authenticator. Returns the setup key shown on the page.

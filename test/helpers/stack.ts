@@ -23,6 +23,22 @@ export function createTestClock(start = Date.parse('2026-12-04T12:00:00Z')) {
 }
 export type TestClock = ReturnType<typeof createTestClock>;
 
+/**
+ * The real time plus an offset the test moves: for stacks that real processes talk to (event
+ * streams, timers), where a frozen clock would not do, yet expiry must be reachable without sleeping.
+ */
+export function createRealTimeClock(): TestClock {
+  let offset = 0;
+  return Object.assign(() => Date.now() + offset, {
+    advance(ms: number) {
+      offset += ms;
+    },
+    set(ms: number) {
+      offset = ms - Date.now();
+    },
+  });
+}
+
 /** A transport that keeps what it was given, for tests that read mail without SMTP. */
 export function createMemoryTransport() {
   const sent: { to: string; subject: string; text: string; html: string; messageId: string }[] = [];

@@ -91,11 +91,21 @@ export interface ActiveUser {
 }
 
 /** Provisions a user and activates them through the API: password, recovery question, TOTP. */
-export async function activateUser(s: TestStack, email: string, password = PASSWORD): Promise<ActiveUser> {
-  const { token } = await provisionUser(s, email);
-  const expectStatus = (r: ApiAnswer, status: string) => {
-    if (r.body.status !== status) throw new Error(`expected ${status}, got ${r.status} ${JSON.stringify(r.body)}`);
-  };
+/** Throws unless the API answered the transaction status `status`. */
+export function expectStatus(r: ApiAnswer, status: string) {
+  if (r.body.status !== status) throw new Error(`expected ${status}, got ${r.status} ${JSON.stringify(r.body)}`);
+}
+
+/**
+ * Provisions a user and takes the activation through the API up to the factor choice: the
+ * activation token, then the password and recovery question. Returns the MFA_ENROLL stateToken.
+ */
+export async function activateToEnrollment(
+  s: TestStack,
+  email: string,
+  password = PASSWORD,
+): Promise<{ token: string; stateToken: string; user: UserRow }> {
+  const { token, user } = await provisionUser(s, email);
   let r = await postJson(s, '/api/v1/authn', { token });
   expectStatus(r, 'PASSWORD_RESET');
   r = await postJson(s, '/api/v1/authn/credentials/reset_password', {
@@ -104,7 +114,12 @@ export async function activateUser(s: TestStack, email: string, password = PASSW
     ...RECOVERY,
   });
   expectStatus(r, 'MFA_ENROLL');
-  const stateToken = text(r.body, 'stateToken');
+  return { token, stateToken: text(r.body, 'stateToken'), user };
+}
+
+export async function activateUser(s: TestStack, email: string, password = PASSWORD): Promise<ActiveUser> {
+  const { token, stateToken } = await activateToEnrollment(s, email, password);
+  let r: ApiAnswer;
   r = await postJson(s, '/api/v1/authn/factors', { stateToken, factorType: 'token:software:totp', provider: 'GOOGLE' });
   expectStatus(r, 'MFA_ENROLL_ACTIVATE');
   const factorId = text(r.body, '_embedded', 'factor', 'id');

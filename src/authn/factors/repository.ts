@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, FactorsTable } from '../../db/schema.ts';
+import { createPushRepository } from './push/repository.ts';
 import { createWebAuthnRepository } from './webauthn/repository.ts';
 
 export type FactorRow = Selectable<FactorsTable>;
@@ -90,6 +91,8 @@ export function createFactorRepository(db: Kysely<Database>) {
     },
     /** FastPass credentials and challenges. */
     webauthn: createWebAuthnRepository(db),
+    /** Push devices (`traqs-verify`), activation codes and number challenges. */
+    push: createPushRepository(db),
     /** Drops enrollments that were started but never confirmed. */
     async deletePendingFactors(userId: string): Promise<void> {
       await db.deleteFrom('factors').where('user_id', '=', userId).where('status', '=', 'PENDING_ACTIVATION').execute();

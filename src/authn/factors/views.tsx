@@ -44,6 +44,7 @@ const CHOICE_HINTS: Readonly<Record<string, string>> = {
   GOOGLE: 'Six-digit codes from Google Authenticator or any RFC 6238 authenticator app.',
   OKTA: 'Six-digit codes from the Okta Verify app.',
   FIDO: 'Okta Verify Desktop: sign in on this computer with Windows Hello, Touch ID or your device PIN. No phone needed.',
+  push: 'Approve sign-ins with traqs-verify by picking the number shown on screen; it also gives six-digit codes.',
 };
 
 /** One form per method that can be enrolled, each posting its provider to `action`. */
@@ -59,12 +60,15 @@ export function FactorChoices(props: {
   return (
     <div class="factor-choice">
       {props.choices.map((f) => (
-        <form method="post" action={props.action} key={f.provider}>
+        <form method="post" action={props.action} key={`${f.factorType}:${f.provider}`}>
           <Csrf ctx={props.ctx} />
-          {props.withFactorType ? <input type="hidden" name="factorType" value={f.factorType} /> : null}
+          {/* Okta Verify's code and push share the provider: the type tells them apart. */}
+          {props.withFactorType || f.factorType === 'push' ? (
+            <input type="hidden" name="factorType" value={f.factorType} />
+          ) : null}
           <input type="hidden" name="provider" value={f.provider} />
           <strong>{f.label}</strong>
-          <p class="hint">{CHOICE_HINTS[f.provider] ?? ''}</p>
+          <p class="hint">{CHOICE_HINTS[f.factorType === 'push' ? 'push' : f.provider] ?? ''}</p>
           <button type="submit">Set up {f.label}</button>
         </form>
       ))}

@@ -1,0 +1,88 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { type PushDecision, signAnswer } from '../../src/authn/factors/push/answer.ts';
+import { base32Decode } from '../../src/authn/factors/totp/totp.ts';
+import type { TestStack } from './stack.ts';
+import { type ApiAnswer, activateToEnrollment, expectStatus, PASSWORD, postJson, text } from './users.ts';
+
+/** A `traqs-verify` device as the tests hold it: its id, bearer token and private key. */
+export interface TestDevice {
+  id: string;
+  token: string;
+  privateKey: KeyObject;
+  publicJwk: Record<string, unknown>;
+}
+
+export interface PushUser {
+  login: string;
+  password: string;
+  pushFactorId: string;
+  /** The Okta Verify TOTP seed created with the push enrollment. */
+  totpSecret: Buffer;
+  device: TestDevice;
+}
+
+export function newDeviceKey() {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return { privateKey, publicJwk: publicKey.export({ format: 'jwk' }) as Record<string, unknown> };
+}
+
+/**
+ * Provisions a user and activates them through the API with push as their first factor: the
+ * enrollment shows an activation code, the "device" registers its key with it, and the poll ends
+ * in SUCCESS.
+ */
+export async function activatePushUser(s: TestStack, email: string): Promise<PushUser> {
+  const { stateToken } = await activateToEnrollment(s, email);
+  let r = await postJson(s, '/api/v1/authn/factors', { stateToken, factorType: 'push', provider: 'OKTA' });
+  expectStatus(r, 'MFA_ENROLL_ACTIVATE');
+  const pushFactorId = text(r.body, '_embedded', 'factor', 'id');
+  const code = text(r.body, '_embedded', 'factor', '_embedded', 'activation', 'activationCode');
+  const key = newDeviceKey();
+  const enrolled = await postJson(s, '/api/v1/devices', {
+    activationCode: code,
+    name: `Test device of ${email}`,
+    publicKey: key.publicJwk,
+  });
+  if (enrolled.status !== 201) throw new Error(`device enrollment failed: ${JSON.stringify(enrolled.body)}`);
+  r = await postJson(s, `/api/v1/authn/factors/${pushFactorId}/lifecycle/activate/poll`, { stateToken });
+  expectStatus(r, 'SUCCESS');
+  return {
+    login: email.toLowerCase(),
+    password: PASSWORD,
+    pushFactorId,
+    totpSecret: base32Decode(text(enrolled.body, 'totp', 'sharedSecret')),
+    device: { id: text(enrolled.body, 'id'), token: text(enrolled.body, 'deviceToken'), ...key },
+  };
+}
+
+/** The pushes waiting for a device, as its event stream would deliver them. */
+export async function waitingPushes(s: TestStack, device: TestDevice) {
+  const row = await s.rt.push.authenticateDevice(device.id, device.token);
+  if (!row) throw new Error('device not found');
+  return (await s.rt.push.pendingPushes(row)) ?? [];
+}
+
+/** The device's signed answer to a push, POSTed as `traqs-verify` does. */
+export async function answerPush(
+  s: TestStack,
+  device: TestDevice,
+  challengeId: string,
+  decision: PushDecision,
+  number: number | null,
+  options: { signature?: string } = {},
+): Promise<ApiAnswer & { signature: string }> {
+  const signature =
+    options.signature ?? signAnswer(device.privateKey, { challengeId, deviceId: device.id, decision, number });
+  const res = await s.app.inject({
+    method: 'POST',
+    url: `/api/v1/devices/${device.id}/pushes/${challengeId}/answer`,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${device.token}` },
+    payload: JSON.stringify({ decision, ...(number === null ? {} : { number }), signature }),
+  });
+  return {
+    status: res.statusCode,
+    body: JSON.parse(res.payload) as Record<string, unknown>,
+    headers: res.headers,
+    signature,
+  };
+}
