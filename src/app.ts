@@ -12,13 +12,15 @@ import { createAttemptGuard } from './authn/attempts.ts';
 import { createPasswordHasher } from './authn/factors/password/hashing.ts';
 import { loadPasswordBlocklist } from './authn/factors/password/policy.ts';
 import { createSeedVault } from './authn/factors/totp/seed.ts';
-import { registerSignInPages } from './authn/page-routes.tsx';
+import { createBrowserSessionStarter, registerSignInPages } from './authn/page-routes.tsx';
 import { type AuthnDeps, createAuthnService } from './authn/service.ts';
 import { createSessionManager } from './authn/sessions.ts';
 import type { Config, EnvironmentConfig } from './config/schema.ts';
 import { loadEnvironmentKeys } from './config/secrets.ts';
 import { migrateToLatest, openDatabase, sqlitePathFor } from './db/database.ts';
 import { createStore, type Store } from './db/store.ts';
+import { registerFederationRoutes } from './federation/routes.tsx';
+import { createFederationService } from './federation/service.ts';
 import { createSecretBox } from './lib/secret-box.ts';
 import { type Clock, type RandomBytes, systemClock, systemRandom } from './lib/tokens.ts';
 import { registerDevMailbox } from './mail/dev-mailbox.tsx';
@@ -100,6 +102,14 @@ export async function openEnvironment(
     random,
   );
   const accounts = createAccountService({ store, config, environment, clock, random, notifier });
+  const federation = createFederationService({
+    store,
+    secretBox: createSecretBox(keys.secretBoxKey),
+    clock,
+    random,
+    authn,
+    publicUrl: environment.idp.publicUrl,
+  });
   const profile = createProfileService(credentials);
 
   let transport = deps.transport;
@@ -142,6 +152,7 @@ export async function openEnvironment(
     authn,
     sessions,
     accounts,
+    federation,
     profile,
     mailWorker,
     refreshTokenReminders,
@@ -246,7 +257,22 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
 
   registerAuthnApi(app, rt.authn, environment.idp.publicUrl, config.policy.passwordMinLength);
   registerManagementApi(app, rt);
+  const sessionSettings = {
+    authn: rt.authn,
+    sessions: rt.sessions,
+    cookiePrefix: prefix,
+    secureCookies,
+    sessionAbsoluteHours: config.policy.sessionAbsoluteHours,
+  };
+  const federated = registerFederationRoutes(app, {
+    federation: rt.federation,
+    startSession: createBrowserSessionStarter(sessionSettings),
+    cookiePrefix: prefix,
+    secureCookies,
+    page,
+  });
   registerSignInPages(app, {
+    federatedSignIn: federated.sendToIdp,
     authn: rt.authn,
     sessions: rt.sessions,
     cookiePrefix: prefix,
