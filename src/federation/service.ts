@@ -116,7 +116,11 @@ export function createFederationService(deps: FederationDeps) {
    * `saveAsync` records a request sent by this browser; `getAsync` finds it only while open;
    * `removeAsync` does nothing: the request is closed atomically once the answer is verified.
    */
-  function requestStore(idpId: string, binding?: { hash: string; loginHint: string | null }): CacheProvider {
+  function requestStore(
+    idpId: string,
+    binding?: { hash: string; loginHint: string | null },
+    seen?: { answered: boolean },
+  ): CacheProvider {
     return {
       async saveAsync(key, value) {
         if (!binding) throw new Error('no browser to bind the request to');
@@ -126,7 +130,9 @@ export function createFederationService(deps: FederationDeps) {
       },
       async getAsync(key) {
         const row = await store.repos.federation.findOpenRequest(key, idpId, clock());
-        return row ? String(row.created_at) : null;
+        if (!row && seen) seen.answered = (await store.repos.federation.findRequest(key))?.answered_at != null;
+        // node-saml reads the value as a date (`new Date(value)`) to apply its own expiry too.
+        return row ? new Date(row.created_at).toISOString() : null;
       },
       async removeAsync() {
         return null;
@@ -373,17 +379,19 @@ export function createFederationService(deps: FederationDeps) {
       const settings = settingsOf(idp);
       if (settings.protocol !== 'saml') return { ok: false, reason: 'no_idp' };
       let verified: Awaited<ReturnType<typeof verifySamlResponse>>;
+      const seen = { answered: false };
       try {
         verified = await verifySamlResponse(
           settings,
           spOf(idp),
-          requestStore(idp.id),
+          requestStore(idp.id, undefined, seen),
           FEDERATION_REQUEST_TTL_MS,
           samlResponse,
           clock(),
         );
       } catch (err) {
-        const reason = classifySamlError((err as Error).message);
+        // An answer to a request already answered is a replay, whatever the assertion id.
+        const reason = seen.answered ? 'replayed' : classifySamlError((err as Error).message);
         await recordFailure(ctx, idp.id, reason, null, (err as Error).message);
         return { ok: false, reason };
       }

@@ -95,7 +95,8 @@ export function oidcReportsMfa(amr: unknown): boolean {
 export function classifySamlError(message: string): FederationFailure {
   if (/signature/i.test(message)) return 'signature_invalid';
   if (/audience/i.test(message)) return 'audience_mismatch';
-  if (/expired|not yet valid|too old/i.test(message)) return 'expired';
+  // node-saml drops SubjectConfirmations outside their NotBefore/NotOnOrAfter window first.
+  if (/expired|not yet valid|too old|subject confirmation/i.test(message)) return 'expired';
   if (/InResponseTo/i.test(message)) return 'request_mismatch';
   if (/status/i.test(message)) return 'idp_error';
   return 'invalid_response';
