@@ -40,10 +40,10 @@ export interface PageRouteDeps {
   page: () => Omit<PageContext, 'csrfToken' | 'signedInAs'>;
   /**
    * Federated sign-in (src/federation): for a username of a federated user, answers the sign-in
-   * form itself (sends the browser to the firm's IdP) and returns the reply; for anyone else
-   * returns undefined and the form goes on as before.
+   * form itself (sends the browser to the firm's IdP) and returns true; for anyone else returns
+   * false and the form goes on as before.
    */
-  federatedSignIn?: (req: FastifyRequest, reply: FastifyReply, username: string) => Promise<FastifyReply | undefined>;
+  federatedSignIn?: (req: FastifyRequest, reply: FastifyReply, username: string) => Promise<boolean>;
 }
 
 /** What turns a one-time session token into the browser's idp session (local and federated sign-in). */
@@ -314,8 +314,7 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
     // A federated user goes to the firm's IdP whatever was typed as password: it is never checked
     // (issue #8). Unknown and local usernames go on exactly as before (no new enumeration).
     if (body && username && deps.federatedSignIn) {
-      const routed = await deps.federatedSignIn(req, reply, username);
-      if (routed) return routed;
+      if (await deps.federatedSignIn(req, reply, username)) return reply;
     }
     if (!body || !username || !body.password) {
       return sendPage(

@@ -88,6 +88,7 @@ export function registerFederationCommands(program: Command, open: OpenEnvironme
       'OIDC: the environment variable holding the client secret',
       'TRAQS_IDP_CLIENT_SECRET',
     )
+    .option('--client-secret-file <path>', 'OIDC: a file holding the client secret (instead of the variable)')
     .option('--user-claim <claim>', 'OIDC: the ID token claim with the username', 'email')
     .option('--json', 'print JSON')
     .action(
@@ -101,6 +102,7 @@ export function registerFederationCommands(program: Command, open: OpenEnvironme
         issuer?: string;
         clientId?: string;
         clientSecretEnv: string;
+        clientSecretFile?: string;
         userClaim: string;
         json?: boolean;
       }) => {
@@ -126,9 +128,11 @@ export function registerFederationCommands(program: Command, open: OpenEnvironme
             });
           } else {
             // The secret comes from the environment, never the command line (visible in `ps`).
-            const secret = process.env[opts.clientSecretEnv];
+            const secret = opts.clientSecretFile
+              ? (await readFile(opts.clientSecretFile, 'utf8').catch(() => '')).trim()
+              : process.env[opts.clientSecretEnv];
             if (!opts.issuer || !opts.clientId) return usage('--issuer and --client-id are required for OIDC');
-            if (!secret) return usage(`set the client secret in ${opts.clientSecretEnv}`);
+            if (!secret) return usage(`no client secret in ${opts.clientSecretFile ?? opts.clientSecretEnv}`);
             r = await rt.federation.add({
               protocol: 'oidc',
               firmId: firm.id,

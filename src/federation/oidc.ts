@@ -94,8 +94,14 @@ export function createOidcRelyingParty(clock: () => number) {
         expectedNonce: expected.nonce,
         idTokenExpected: true,
       });
-      const claims = tokens.claims();
-      if (!claims) throw new Error('No ID token');
+      const idToken = tokens.claims();
+      if (!idToken) throw new Error('No ID token');
+      let claims: Record<string, unknown> = idToken;
+      // OpenID Connect Core §5.4: with an access token, scope claims (email) may come from the
+      // UserInfo endpoint only; its `sub` must be the ID token's (§5.3.2).
+      if (claims[settings.userClaim] === undefined) {
+        claims = { ...(await oidc.fetchUserInfo(config, tokens.access_token, idToken.sub)), amr: idToken.amr };
+      }
       // An email claim the IdP itself has not verified names nobody (OpenID Connect Core §5.1).
       const unverifiedEmail = settings.userClaim === 'email' && claims.email_verified === false;
       return {
@@ -103,7 +109,7 @@ export function createOidcRelyingParty(clock: () => number) {
           username: unverifiedEmail ? undefined : normalizeUsername(claims[settings.userClaim]),
           mfa: oidcReportsMfa(claims.amr),
         },
-        subject: String(claims.sub),
+        subject: idToken.sub,
       };
     },
   };

@@ -47,14 +47,23 @@ export function registerFederationRoutes(app: FastifyInstance, deps: FederationR
     return v && /^[A-Za-z0-9_-]{43}$/.test(v) ? hashBearerSecret(v) : undefined;
   };
 
-  /** The sign-in form's hook (src/authn/page-routes.tsx `federatedSignIn`). */
-  async function sendToIdp(req: FastifyRequest, reply: FastifyReply, username: string) {
+  /**
+   * The sign-in form's hook (src/authn/page-routes.tsx `federatedSignIn`): true when it answered.
+   * (A boolean, not the reply: Fastify's reply is a thenable, which `await` would unwrap.)
+   */
+  async function sendToIdp(req: FastifyRequest, reply: FastifyReply, username: string): Promise<boolean> {
     const route = await federation.routeFor(username);
-    if (!route) return undefined;
-    if (!route.idp) return fail(reply, 'no_idp');
+    if (!route) return false;
+    if (!route.idp) {
+      fail(reply, 'no_idp');
+      return true;
+    }
     const binding = federation.newBinding();
     const started = await federation.begin(route.idp, route.user.login, binding.hash, requestContext(req));
-    if (!started.ok) return fail(reply, started.reason);
+    if (!started.ok) {
+      fail(reply, started.reason);
+      return true;
+    }
     reply.setCookie(bindingCookie, binding.value, {
       path: '/sso',
       httpOnly: true,
@@ -64,7 +73,8 @@ export function registerFederationRoutes(app: FastifyInstance, deps: FederationR
     });
     // A page with a link rather than a redirect: CSP form-action would stop the sign-in form's
     // redirect to another origin.
-    return sendPage(reply, <ContinueToIdpPage ctx={ctx()} url={started.value} idpName={route.idp.name} />);
+    sendPage(reply, <ContinueToIdpPage ctx={ctx()} url={started.value} idpName={route.idp.name} />);
+    return true;
   }
 
   /** Ends a verified sign-in in this browser: the idp session, then back to the authorization request. */

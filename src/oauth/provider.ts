@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { KoaContext, OidcClient, OidcToken, Provider } from 'oidc-provider';
 import type { Logger } from 'pino';
-import type { App } from '../accounts/model.ts';
+import { type App, AUTH_MODES, type AuthMode } from '../accounts/model.ts';
 import type { UserRow } from '../accounts/repository.ts';
 import type { SessionManager } from '../authn/sessions.ts';
 import type { Config, EnvironmentConfig } from '../config/schema.ts';
@@ -203,7 +203,10 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
 
   async function findAccount(ctx: KoaContext, sub: string, token?: OidcToken): Promise<Account | undefined> {
     const user = await store.repos.users.findUserById(sub);
-    if (!user || !TOKEN_STATUSES.has(user.status) || user.auth_mode !== 'local') return undefined;
+    // Local users and, since issue #8, federated ones (signed in by their firm's IdP, `amr` `fed`).
+    if (!user || !TOKEN_STATUSES.has(user.status) || !AUTH_MODES.includes(user.auth_mode as AuthMode)) {
+      return undefined;
+    }
     const apps = await store.repos.users.listApps(sub);
     const clientId = ctx.oidc?.client?.clientId ?? token?.clientId;
     // A token is refused once its user is unassigned from the client's app (issue #4 item 4).

@@ -124,7 +124,7 @@ export function createTestSamlIdp(
         // Verified against the published key: the SP's request signature, not ours.
         const parsed = await published.parseLoginRequest(sp, 'redirect', { query, octetString });
         const requestId = String((parsed.extract as { request?: { id?: string } }).request?.id ?? '');
-        const acsUrl = sp.entityMeta.getAssertionConsumerService(samlify.Constants.namespace.binding.post) as string;
+        const acsUrl = sp.entityMeta.getAssertionConsumerService('post') as string;
         const issued = options.issuedAt ?? Date.now();
         const until = new Date(issued + 5 * 60_000).toISOString();
         const id = `_${randomBytes(16).toString('hex')}`;
