@@ -28,6 +28,14 @@ const SAML_USER = 'sam.saml@acme-fed.example';
 const OIDC_USER = 'olivia.oidc@beta-fed.example';
 const OIDC_SECRET = 'beta-op-client-secret-0123456789abcdef';
 
+/** `{ env: 'ntf' }` → `['--env', 'ntf']`. */
+const flags = (o: Record<string, string>) => Object.entries(o).flatMap(([k, v]) => [`--${k}`, v]);
+
+/** `traqs idp add … --json` in the product's environment. */
+async function addIdp(product: RealBrowserStack['product'], o: Record<string, string>): Promise<{ stdout: string }> {
+  return product.cli(['idp', 'add', ...flags({ env: 'ntf', ...o }), '--json']);
+}
+
 describe.skipIf(skipWithoutTools('the federation browser test'))(
   'federated sign-in in a real browser (issue #8)',
   () => {
@@ -85,22 +93,8 @@ describe.skipIf(skipWithoutTools('the federation browser test'))(
       firm: string,
     ) {
       const { stdout } = await stack.product.cli([
-        'user',
-        'create',
-        '--env',
-        'ntf',
-        '--email',
-        email,
-        '--first',
-        first,
-        '--last',
-        last,
-        '--firm',
-        firm,
-        '--create-firm',
-        '--app',
-        'portal',
-        '--json',
+        ...['user', 'create', ...flags({ env: 'ntf', email, first, last, firm })],
+        ...['--create-firm', '--app', 'portal', '--json'],
       ]);
       expect(provisioned.parse(JSON.parse(stdout))).toMatchObject({ login: email });
       const switched = await stack.product.cli([
@@ -130,21 +124,12 @@ describe.skipIf(skipWithoutTools('the federation browser test'))(
       const { product } = stack;
       const portalUrl = String(product.env.TRAQS_NTF_PORTAL_URL);
       await federatedPortalUser(stack, SAML_USER, 'Sam', 'Saml', 'Acme Federated');
-      const added = await product.cli([
-        'idp',
-        'add',
-        '--env',
-        'ntf',
-        '--firm',
-        'Acme Federated',
-        '--name',
-        'Acme Corp SSO',
-        '--protocol',
-        'saml',
-        '--metadata',
-        `http://localhost:${samlPort}/metadata`,
-        '--json',
-      ]);
+      const added = await addIdp(product, {
+        firm: 'Acme Federated',
+        name: 'Acme Corp SSO',
+        protocol: 'saml',
+        metadata: `http://localhost:${samlPort}/metadata`,
+      });
       const conf = JSON.parse(added.stdout) as { id: string; sp: { metadataUrl: string } };
       spMetadata = await (await fetch(conf.sp.metadataUrl)).text();
       expect(spMetadata).toContain('AssertionConsumerService');
@@ -184,25 +169,14 @@ describe.skipIf(skipWithoutTools('the federation browser test'))(
       await federatedPortalUser(stack, OIDC_USER, 'Olivia', 'Oidc', 'Beta Federated');
       const secretFile = join(tmpdir(), `traqs-op-secret-${opPort}`);
       writeFileSync(secretFile, OIDC_SECRET, { mode: 0o600 });
-      const added = await product.cli([
-        'idp',
-        'add',
-        '--env',
-        'ntf',
-        '--firm',
-        'Beta Federated',
-        '--name',
-        'Beta OpenID',
-        '--protocol',
-        'oidc',
-        '--issuer',
+      const added = await addIdp(product, {
+        firm: 'Beta Federated',
+        name: 'Beta OpenID',
+        protocol: 'oidc',
         issuer,
-        '--client-id',
-        'traqs-fed',
-        '--client-secret-file',
-        secretFile,
-        '--json',
-      ]);
+        'client-id': 'traqs-fed',
+        'client-secret-file': secretFile,
+      });
       const conf = JSON.parse(added.stdout) as { sp: { redirectUri: string } };
 
       // The firm's OpenID provider: a separate oidc-provider with its development login pages.
