@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CLI_PRINCIPAL, createAdminServiceFor } from '../src/admin/service.ts';
 import type { IdentityProviderView } from '../src/federation/service.ts';
-import { type Browser, createBrowser } from './helpers/browser.ts';
+import { type Browser, createBrowser, csrfFrom } from './helpers/browser.ts';
 import { type BackendHandle, describeEachBackend } from './helpers/databases.ts';
 import {
   createTestSamlIdp,
@@ -123,6 +123,10 @@ describeEachBackend(
       const profile = await browser.get('/');
       expect(profile.statusCode).toBe(200);
       expect(profile.payload).toContain(user.login);
+      // Never both (FAQ): no local method can be added to a federated account.
+      const add = await browser.post('/profile/factors/add', { provider: 'GOOGLE', _csrf: csrfFrom(profile.payload) });
+      expect(String(add.headers.location ?? '')).not.toContain('/activate');
+      expect(await s.rt.store.repos.factors.listFactors(user.id)).toEqual([]);
 
       const mfa = createBrowser(s);
       const second = await roundTrip(mfa, user.login, { classRef: MFA_CLASS });
