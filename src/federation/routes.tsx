@@ -18,8 +18,8 @@ export interface FederationRouteDeps {
 }
 
 const ID = /^[A-Za-z0-9]{3,40}$/;
-/** A SAML response is a few kilobytes; 256 KiB of base64 is far more than any IdP sends. */
-const acsBody = z.object({ SAMLResponse: z.string().min(1).max(262_144), RelayState: z.string().max(1024).optional() });
+/** A SAML response is a few kilobytes; the body limit (64 KiB, src/web/setup.ts) bounds it anyway. */
+const acsBody = z.object({ SAMLResponse: z.string().min(1).max(65_536), RelayState: z.string().max(1024).optional() });
 const finishQuery = z.object({ request: z.string().min(1).max(100) });
 
 /**

@@ -219,5 +219,24 @@ describe.skipIf(skipWithoutTools('the federation browser test'))(
         await shot(page, 'oidc-03-portal');
       });
     }, 90_000);
+
+    it('lists, shows and removes identity providers with the CLI', async () => {
+      const { product } = running();
+      const list = await product.cli(['idp', 'list', '--env', 'ntf', '--json']);
+      const all = JSON.parse(list.stdout) as { id: string; protocol: string; name: string }[];
+      expect(all.map((i) => [i.protocol, i.name])).toEqual([
+        ['saml', 'Acme Corp SSO'],
+        ['oidc', 'Beta OpenID'],
+      ]);
+      const [saml, oidcIdp] = all as unknown as [{ id: string }, { id: string }];
+      const metadata = await product.cli(['idp', 'show', saml.id, '--env', 'ntf', '--sp-metadata']);
+      expect(metadata.stdout).toContain('<EntityDescriptor');
+      const shown = await product.cli(['idp', 'show', oidcIdp.id, '--env', 'ntf']);
+      expect(shown.stdout).toContain(`Redirect URI:     ${product.idpUrl}/sso/oidc/${oidcIdp.id}/callback`);
+      expect(shown.stdout).not.toContain(OIDC_SECRET);
+      await product.cli(['idp', 'remove', oidcIdp.id, '--env', 'ntf']);
+      const after = JSON.parse((await product.cli(['idp', 'list', '--env', 'ntf', '--json'])).stdout) as unknown[];
+      expect(after).toHaveLength(1);
+    }, 60_000);
   },
 );
