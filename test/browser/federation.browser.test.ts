@@ -2,10 +2,9 @@ import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Provider from 'oidc-provider';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestSamlIdp, MFA_CLASS, type TestSamlIdp } from '../helpers/federation.ts';
+import { createTestSamlIdp, MFA_CLASS, startTestOpenIdProvider, type TestSamlIdp } from '../helpers/federation.ts';
 import { freePorts } from '../helpers/product-process.ts';
 import {
   inBrowser,
@@ -42,6 +41,7 @@ describe.skipIf(skipWithoutTools('the federation browser test'))(
     const running = useRealBrowserStack();
     const shot = (page: Page, name: string) => screenshot(page, 'federation', name);
     const servers: Server[] = [];
+    const closers: (() => Promise<void>)[] = [];
     let samlIdp: TestSamlIdp;
     let samlPort = 0;
     let opPort = 0;
@@ -82,6 +82,7 @@ describe.skipIf(skipWithoutTools('the federation browser test'))(
     }, 30_000);
     afterAll(async () => {
       for (const s of servers) await new Promise((resolve) => s.close(resolve));
+      for (const close of closers) await close();
     });
 
     /** Provisions a portal user in `firm` with the CLI and switches them to federated sign-in. */
@@ -180,28 +181,10 @@ describe.skipIf(skipWithoutTools('the federation browser test'))(
       const conf = JSON.parse(added.stdout) as { sp: { redirectUri: string } };
 
       // The firm's OpenID provider: a separate oidc-provider with its development login pages.
-      const op = new Provider(issuer, {
-        clients: [
-          {
-            client_id: 'traqs-fed',
-            client_secret: OIDC_SECRET,
-            redirect_uris: [conf.sp.redirectUri],
-            response_types: ['code'],
-            grant_types: ['authorization_code'],
-            token_endpoint_auth_method: 'client_secret_basic',
-          },
-        ],
-        findAccount: async (_ctx: unknown, id: string) => ({
-          accountId: id,
-          claims: async () => ({ sub: id, email: id, email_verified: true }),
-        }),
-        claims: { openid: ['sub'], email: ['email', 'email_verified'] },
-        cookies: { keys: ['beta-op-cookie-key-0123456789'] },
-        features: { devInteractions: { enabled: true } },
-      });
-      const server = createServer(op.callback());
-      await new Promise<void>((resolve) => server.listen(opPort, '127.0.0.1', resolve));
-      servers.push(server);
+      const op = await startTestOpenIdProvider(opPort, [
+        { clientId: 'traqs-fed', secret: OIDC_SECRET, redirectUri: conf.sp.redirectUri },
+      ]);
+      closers.push(op.close);
 
       await inBrowser(stack, 'federation-oidc-failure', async (page) => {
         await toIdp(page, portalUrl, OIDC_USER, 'oidc');

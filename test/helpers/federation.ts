@@ -1,9 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as xmllint from '@authenio/samlify-node-xmllint';
+import Provider from 'oidc-provider';
 import * as samlify from 'samlify';
 
 /**
@@ -162,4 +164,36 @@ export function createTestSamlIdp(
     };
   }
   return build(published);
+}
+
+/**
+ * The firm's OpenID provider in tests: a separate oidc-provider instance on `port`, with its
+ * development login pages (any login becomes the subject and the verified email) and the given
+ * confidential clients (client_secret_basic, code flow).
+ */
+export async function startTestOpenIdProvider(
+  port: number,
+  clients: { clientId: string; secret: string; redirectUri: string }[],
+): Promise<{ issuer: string; close(): Promise<void> }> {
+  const issuer = `http://localhost:${port}`;
+  const op = new Provider(issuer, {
+    clients: clients.map((c) => ({
+      client_id: c.clientId,
+      client_secret: c.secret,
+      redirect_uris: [c.redirectUri],
+      response_types: ['code'],
+      grant_types: ['authorization_code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    })),
+    findAccount: async (_ctx: unknown, id: string) => ({
+      accountId: id,
+      claims: async () => ({ sub: id, email: id, email_verified: true }),
+    }),
+    claims: { openid: ['sub'], email: ['email', 'email_verified'] },
+    cookies: { keys: [randomBytes(16).toString('hex')] },
+    features: { devInteractions: { enabled: true } },
+  });
+  const server = createServer(op.callback());
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { issuer, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
