@@ -311,6 +311,10 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
     sessions: rt.sessions,
     sidCookie,
     page,
+    firmIdentityProvider: async (firmId) => {
+      const idp = await rt.store.repos.federation.findIdentityProviderOfFirm(firmId);
+      return idp ? { id: idp.id, name: idp.name, protocol: idp.protocol } : undefined;
+    },
   });
   // The development mailbox shows links that are bearer secrets: only for a test environment that
   // has no SMTP relay (the quick start), never where mail is really delivered (DESIGN, "Email").

@@ -440,7 +440,12 @@ export function createFederationService(deps: FederationDeps) {
           verifier,
         }));
       } catch (err) {
-        const reason: FederationFailure = err instanceof IdpUnreachableError ? 'idp_unreachable' : 'invalid_response';
+        // A network failure or timeout at the token endpoint is the IdP being unreachable, not a
+        // bad answer (fetch rejects with TypeError / TimeoutError; openid-client keeps it as cause).
+        const network = (e: unknown) =>
+          e instanceof TypeError || (e instanceof Error && ['TimeoutError', 'AbortError'].includes(e.name));
+        const unreachable = err instanceof IdpUnreachableError || network(err) || network((err as Error).cause);
+        const reason: FederationFailure = unreachable ? 'idp_unreachable' : 'invalid_response';
         await recordFailure(ctx, idp.id, reason, null, (err as Error).message);
         return { ok: false, reason };
       }

@@ -16,6 +16,7 @@ import {
   type AuditFilterForm,
   AuditPage,
   type ConsoleLinks,
+  type FirmIdentityProvider,
   FirmPage,
   ForbiddenPage,
   LandingPage,
@@ -34,6 +35,8 @@ export interface AdminConsoleDeps {
   sessions: SessionManager;
   sidCookie: string;
   page: () => Omit<PageContext, 'csrfToken' | 'signedInAs'>;
+  /** The identity provider of a firm (issue #8), shown read-only to support; absent: not shown. */
+  firmIdentityProvider?: (firmId: string) => Promise<FirmIdentityProvider | undefined>;
 }
 
 interface Staff {
@@ -367,6 +370,8 @@ export function registerAdminConsoles(app: FastifyInstance, deps: AdminConsoleDe
     const support = can(p, 'factors.reset');
     const factors = support ? await admin.listFactors(p, user.value.id) : undefined;
     const tokens = can(p, 'refreshTokens.read') ? await admin.listRefreshTokens(p, user.value.id) : undefined;
+    const firmIdp =
+      support && deps.firmIdentityProvider ? await deps.firmIdentityProvider(user.value.firmId) : undefined;
     return sendPage(
       reply,
       <UserPage
@@ -375,6 +380,7 @@ export function registerAdminConsoles(app: FastifyInstance, deps: AdminConsoleDe
         user={user.value}
         factors={factors?.ok ? factors.value.factors : undefined}
         tokens={tokens?.ok ? tokens.value : undefined}
+        {...(support && deps.firmIdentityProvider ? { firmIdp: firmIdp ?? null } : {})}
         can={{
           operations: can(p, 'users.suspend'),
           support,
