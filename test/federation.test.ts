@@ -152,6 +152,13 @@ describeEachBackend(
       expect(acs.payload).toContain('data-reason="audience_mismatch"');
     });
 
+    it('refuses an assertion whose bearer Recipient is another ACS (SAML Profiles §4.1.4.3)', async () => {
+      const user = await federatedUser();
+      const { acs } = await roundTrip(createBrowser(s), user.login, { recipient: 'https://other-sp.example/acs' });
+      expect(acs.statusCode).toBe(401);
+      expect(acs.payload).toContain('data-reason="audience_mismatch"');
+    });
+
     it('refuses an expired assertion (outside the one-minute skew)', async () => {
       const user = await federatedUser();
       const { acs } = await roundTrip(createBrowser(s), user.login, { issuedAt: Date.now() - 7 * 60_000 });

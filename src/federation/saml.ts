@@ -6,6 +6,7 @@ import {
   SAML,
   ValidateInResponseTo,
 } from '@node-saml/node-saml';
+import { DOMParser } from '@xmldom/xmldom';
 import type { SamlSettings } from './model.ts';
 import { type FederatedIdentity, normalizeUsername, samlReportsMfa } from './verify.ts';
 
@@ -117,7 +118,32 @@ export async function verifySamlResponse(
     SAMLResponse: samlResponse,
   });
   if (!profile) throw new Error('SAML response without an assertion');
+  assertMeantForUs(profile, sp.acsUrl);
   return readProfile(settings, profile, now);
+}
+
+/**
+ * SAML Profiles §4.1.4.3: a bearer SubjectConfirmationData's `Recipient` (inside the signed
+ * assertion) must be our ACS URL; SAML Bindings §3.5.5.2: so must the response's `Destination`
+ * when present. node-saml checks neither. Thrown as an audience error: meant for another service.
+ */
+function assertMeantForUs(profile: Profile, acsUrl: string): void {
+  const assertion = (profile.getAssertion?.() as { Assertion?: Record<string, unknown> } | undefined)?.Assertion;
+  const recipients: string[] = [];
+  for (const subject of (assertion?.Subject as unknown[]) ?? []) {
+    for (const confirmation of ((subject as Record<string, unknown>).SubjectConfirmation as unknown[]) ?? []) {
+      const data = first((confirmation as Record<string, unknown>).SubjectConfirmationData) as
+        | { $?: { Recipient?: string } }
+        | undefined;
+      if (data?.$?.Recipient) recipients.push(data.$.Recipient);
+    }
+  }
+  if (!recipients.includes(acsUrl))
+    throw new Error(`SAML audience: Recipient is not our ACS (${recipients.join(', ')})`);
+  // Already parsed and verified by node-saml: read here only for the root's attribute.
+  const root = new DOMParser().parseFromString(profile.getSamlResponseXml?.() ?? '<none/>', 'text/xml').documentElement;
+  const dest = root?.getAttribute('Destination') || undefined;
+  if (dest !== undefined && dest !== acsUrl) throw new Error('SAML audience: Destination is not our ACS');
 }
 
 function readProfile(settings: SamlSettings, profile: Profile, now: number): VerifiedSamlResponse {

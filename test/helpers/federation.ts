@@ -70,6 +70,8 @@ export interface ResponseOptions {
   audience?: string;
   inResponseTo?: string;
   assertionId?: string;
+  /** SubjectConfirmationData Recipient (default our ACS URL). */
+  recipient?: string;
 }
 
 export interface TestSamlIdp {
@@ -142,7 +144,7 @@ export function createTestSamlIdp(
               AssertionID: options.assertionId ?? `_${randomBytes(16).toString('hex')}`,
               Destination: acsUrl,
               Audience: options.audience ?? sp.entityMeta.getEntityID(),
-              SubjectRecipient: acsUrl,
+              SubjectRecipient: options.recipient ?? acsUrl,
               Issuer: entityId,
               IssueInstant: new Date(issued).toISOString(),
               StatusCode: 'urn:oasis:names:tc:SAML:2.0:status:Success',
