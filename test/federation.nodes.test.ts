@@ -46,7 +46,7 @@ describeEachBackend('federated sign-in across nodes', (backend: BackendHandle) =
       name: 'Acme',
       metadataXml: idp.metadataXml,
     });
-    if (!added.ok) throw new Error(added.reason);
+    if (!added.ok) throw new Error(added.detail);
     const made = await node1.rt.accounts.provisionUser({
       email: 'nodes@acme.example',
       firstName: 'N',

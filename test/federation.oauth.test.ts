@@ -27,7 +27,7 @@ describe('federated sign-in completes an OpenID Connect authorization', () => {
       name: 'Acme',
       metadataXml: idp.metadataXml,
     });
-    if (!added.ok) throw new Error(added.reason);
+    if (!added.ok) throw new Error(added.detail);
     const made = await s.rt.accounts.provisionUser({
       email: 'fed.portal@acme.example',
       firstName: 'Fed',

@@ -32,7 +32,7 @@ describe('federated sign-in over OpenID Connect', () => {
         clientId,
         clientSecret: `${clientId}-secret-0123456789`,
       });
-      if (!r.ok) throw new Error(r.detail ?? r.reason);
+      if (!r.ok) throw new Error(r.detail);
       return r.value;
     };
     confA = await add(s.firm.id, 'traqs-a');

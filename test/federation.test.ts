@@ -108,6 +108,29 @@ describeEachBackend(
       expect(unknown.statusCode).toBe(404);
     });
 
+    it('refuses a second IdP for a firm, an http issuer, and metadata that is not SAML metadata', async () => {
+      const again = await s.rt.federation.add({
+        protocol: 'saml',
+        firmId: s.firm.id,
+        name: 'x',
+        metadataXml: idpA.metadataXml,
+      });
+      expect(again).toEqual({ ok: false, detail: 'Acme Securities already has an identity provider.' });
+      const firm = await s.rt.accounts.createFirm('Delta Dealers');
+      if (!firm.ok) throw new Error(firm.message);
+      const base = { firmId: firm.firm.id, name: 'x' };
+      const http = await s.rt.federation.add({
+        ...base,
+        protocol: 'oidc',
+        issuer: 'http://op.delta.example',
+        clientId: 'c',
+        clientSecret: 's',
+      });
+      expect(http).toEqual({ ok: false, detail: 'The issuer must use https.' });
+      const junk = await s.rt.federation.add({ ...base, protocol: 'saml', metadataXml: '<html>no</html>' });
+      expect(junk).toMatchObject({ ok: false, detail: expect.stringContaining('IDPSSODescriptor') });
+    });
+
     it('routes a federated user to the IdP whatever password is typed, and signs them in with amr fed (+ mfa)', async () => {
       const user = await federatedUser();
       const browser = createBrowser(s);

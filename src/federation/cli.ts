@@ -143,7 +143,7 @@ export function registerFederationCommands(program: Command, open: OpenEnvironme
               userClaim: opts.userClaim,
             });
           }
-          if (!r.ok) return usage(r.detail ?? r.reason);
+          if (!r.ok) return usage(r.detail);
           if (opts.json) console.log(JSON.stringify(r.value, null, 2));
           else console.log(`Added to ${rt.environment.label}:\n${describe(r.value, firm.name)}`);
         });

@@ -65,6 +65,9 @@ export type AddIdentityProviderInput =
       userClaim?: string;
     };
 
+/** `idp add`: the new configuration, or why it was refused (said to the operator). */
+export type AddResult = { ok: true; value: IdentityProviderView } | { ok: false; detail: string };
+
 export type FederationOutcome<T> = { ok: true; value: T } | { ok: false; reason: FederationFailure; detail?: string };
 
 const aad = {
@@ -202,11 +205,11 @@ export function createFederationService(deps: FederationDeps) {
     spOf,
     publicUrl: deps.publicUrl,
 
-    async add(input: AddIdentityProviderInput): Promise<FederationOutcome<IdentityProviderView>> {
+    async add(input: AddIdentityProviderInput): Promise<AddResult> {
       const firm = await store.repos.firms.findFirmById(input.firmId);
-      if (!firm) return { ok: false, reason: 'no_idp', detail: 'No such firm.' };
+      if (!firm) return { ok: false, detail: 'No such firm.' };
       if (await store.repos.federation.findIdentityProviderOfFirm(firm.id)) {
-        return { ok: false, reason: 'no_idp', detail: `${firm.name} already has an identity provider.` };
+        return { ok: false, detail: `${firm.name} already has an identity provider.` };
       }
       let settings: IdpSettings;
       try {
@@ -229,17 +232,16 @@ export function createFederationService(deps: FederationDeps) {
             !settings.issuer.startsWith('https://') &&
             !isLoopbackHttp(settings.issuer)
           ) {
-            return { ok: false, reason: 'invalid_response', detail: 'The issuer must use https.' };
+            return { ok: false, detail: 'The issuer must use https.' };
           }
-          if (!input.clientSecret)
-            return { ok: false, reason: 'invalid_response', detail: 'A client secret is required.' };
+          if (!input.clientSecret) return { ok: false, detail: 'A client secret is required.' };
         }
       } catch (err) {
         const detail =
           err instanceof MetadataError
             ? err.message
             : `Invalid configuration: ${(err as Error).message.replace(/\s+/g, ' ').slice(0, 300)}`;
-        return { ok: false, reason: 'invalid_response', detail };
+        return { ok: false, detail };
       }
       const id = createId('0oa', random);
       const now = clock();
