@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { CLI_PRINCIPAL, createAdminServiceFor } from '../src/admin/service.ts';
 import { buildIdp, openEnvironment } from '../src/app.ts';
 import { createBrowser } from './helpers/browser.ts';
 import { type BackendHandle, describeEachBackend } from './helpers/databases.ts';
-import { createTestSamlIdp } from './helpers/federation.ts';
+import { addSamlIdp, createTestSamlIdp, provisionFederatedUser } from './helpers/federation.ts';
 import { createTestClock, createTestStack, type TestStack } from './helpers/stack.ts';
 
 /**
@@ -40,21 +39,8 @@ describeEachBackend('federated sign-in across nodes', (backend: BackendHandle) =
 
   it('starts on node 1, is answered on node 2, and a replay on node 1 is refused', async () => {
     const idp = createTestSamlIdp('https://idp.acme.example/saml', 'https://idp.acme.example/sso');
-    const added = await node1.rt.federation.add({
-      protocol: 'saml',
-      firmId: node1.firm.id,
-      name: 'Acme',
-      metadataXml: idp.metadataXml,
-    });
-    if (!added.ok) throw new Error(added.detail);
-    const made = await node1.rt.accounts.provisionUser({
-      email: 'nodes@acme.example',
-      firstName: 'N',
-      lastName: 'Odes',
-      firmId: node1.firm.id,
-    });
-    if (!made.ok) throw new Error(made.message);
-    expect((await createAdminServiceFor(node1.rt).setAuthMode(CLI_PRINCIPAL, made.user.id, 'federated')).ok).toBe(true);
+    const added = { value: await addSamlIdp(node1.rt, node1.firm.id, idp) };
+    await provisionFederatedUser(node1.rt, { email: 'nodes@acme.example', firmId: node1.firm.id });
 
     const onNode1 = createBrowser(node1);
     const page = await onNode1.submit('/signin', '/signin', { username: 'nodes@acme.example', password: '' });

@@ -1,7 +1,6 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_PRINCIPAL, createAdminServiceFor } from '../src/admin/service.ts';
-import { createTestSamlIdp, MFA_CLASS } from './helpers/federation.ts';
+import { addSamlIdp, createTestSamlIdp, MFA_CLASS, provisionFederatedUser } from './helpers/federation.ts';
 import { createHttpBrowser } from './helpers/http-browser.ts';
 import { discover, type OauthStack, startOauthStack } from './helpers/oauth.ts';
 
@@ -21,22 +20,14 @@ describe('federated sign-in completes an OpenID Connect authorization', () => {
 
   it('portal authorization → our sign-in page → SAML IdP → code → ID token with amr fed, mfa', async () => {
     const idp = createTestSamlIdp('https://idp.acme.example/saml', 'https://idp.acme.example/sso');
-    const added = await s.rt.federation.add({
-      protocol: 'saml',
-      firmId: s.firm.id,
-      name: 'Acme',
-      metadataXml: idp.metadataXml,
-    });
-    if (!added.ok) throw new Error(added.detail);
-    const made = await s.rt.accounts.provisionUser({
-      email: 'fed.portal@acme.example',
-      firstName: 'Fed',
-      lastName: 'Portal',
-      firmId: s.firm.id,
-      apps: ['portal'],
-    });
-    if (!made.ok) throw new Error(made.message);
-    expect((await createAdminServiceFor(s.rt).setAuthMode(CLI_PRINCIPAL, made.user.id, 'federated')).ok).toBe(true);
+    const added = { value: await addSamlIdp(s.rt, s.firm.id, idp) };
+    const made = {
+      user: await provisionFederatedUser(s.rt, {
+        email: 'fed.portal@acme.example',
+        firmId: s.firm.id,
+        apps: ['portal'],
+      }),
+    };
 
     const config = await discover(s, 'portal');
     const verifier = oidc.randomPKCECodeVerifier();

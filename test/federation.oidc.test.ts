@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_PRINCIPAL, createAdminServiceFor } from '../src/admin/service.ts';
 import type { IdentityProviderView } from '../src/federation/service.ts';
-import { startTestOpenIdProvider } from './helpers/federation.ts';
+import { provisionFederatedUser, startTestOpenIdProvider } from './helpers/federation.ts';
 import { createHttpBrowser, type HttpBrowser } from './helpers/http-browser.ts';
 import { type OauthStack, startOauthStack } from './helpers/oauth.ts';
 import { freePorts } from './helpers/product-process.ts';
@@ -45,14 +44,8 @@ describe('federated sign-in over OpenID Connect', () => {
         redirectUri: c.sp.redirectUri,
       })),
     );
-    const federated = async (email: string, firmId: string) => {
-      const made = await s.rt.accounts.provisionUser({ email, firstName: 'O', lastName: 'P', firmId });
-      if (!made.ok) throw new Error(made.message);
-      expect((await createAdminServiceFor(s.rt).setAuthMode(CLI_PRINCIPAL, made.user.id, 'federated')).ok).toBe(true);
-      return email;
-    };
-    userA = await federated('olivia@acme.example', s.firm.id);
-    userB = await federated('bert@beta.example', firmB.firm.id);
+    userA = (await provisionFederatedUser(s.rt, { email: 'olivia@acme.example', firmId: s.firm.id })).login;
+    userB = (await provisionFederatedUser(s.rt, { email: 'bert@beta.example', firmId: firmB.firm.id })).login;
   }, 30_000);
   afterAll(async () => {
     await op?.close();

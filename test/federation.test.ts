@@ -7,6 +7,7 @@ import {
   createTestSamlIdp,
   MFA_CLASS,
   opensslKeyAndCertificate,
+  provisionFederatedUser,
   type ResponseOptions,
   type TestSamlIdp,
 } from './helpers/federation.ts';
@@ -62,16 +63,8 @@ describeEachBackend(
     async function federatedUser(firmId?: string) {
       n += 1;
       const login = `fed.user${n}@acme.example`;
-      const made = await s.rt.accounts.provisionUser({
-        email: login,
-        firstName: 'Fed',
-        lastName: `User${n}`,
-        firmId: firmId ?? s.firm.id,
-      });
-      if (!made.ok) throw new Error(made.message);
-      const switched = await createAdminServiceFor(s.rt).setAuthMode(CLI_PRINCIPAL, made.user.id, 'federated');
-      if (!switched.ok) throw new Error(switched.message);
-      return { id: made.user.id, login };
+      const user = await provisionFederatedUser(s.rt, { email: login, firmId: firmId ?? s.firm.id });
+      return { id: user.id, login };
     }
 
     /** Submits the sign-in form and returns the IdP URL of the page it answers with. */

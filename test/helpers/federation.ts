@@ -7,6 +7,10 @@ import { join } from 'node:path';
 import * as xmllint from '@authenio/samlify-node-xmllint';
 import Provider from 'oidc-provider';
 import * as samlify from 'samlify';
+import type { App } from '../../src/accounts/model.ts';
+import type { UserRow } from '../../src/accounts/repository.ts';
+import { CLI_PRINCIPAL, createAdminServiceFor } from '../../src/admin/service.ts';
+import type { EnvironmentRuntime } from '../../src/app.ts';
 
 /**
  * The firm's SAML identity provider in tests: samlify in the IdP role (a library independent of
@@ -198,4 +202,23 @@ export async function startTestOpenIdProvider(
   const server = createServer(op.callback());
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return { issuer, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/** Adds a SAML configuration for `firmId` from the test IdP's metadata; throws if refused. */
+export async function addSamlIdp(rt: EnvironmentRuntime, firmId: string, idp: TestSamlIdp, name = 'Acme') {
+  const added = await rt.federation.add({ protocol: 'saml', firmId, name, metadataXml: idp.metadataXml });
+  if (!added.ok) throw new Error(added.detail);
+  return added.value;
+}
+
+/** Provisions a user and has support switch them to federated sign-in (as `traqs user auth-mode`). */
+export async function provisionFederatedUser(
+  rt: EnvironmentRuntime,
+  user: { email: string; firmId: string; apps?: App[] },
+): Promise<UserRow> {
+  const made = await rt.accounts.provisionUser({ firstName: 'Fed', lastName: 'User', ...user });
+  if (!made.ok) throw new Error(made.message);
+  const switched = await createAdminServiceFor(rt).setAuthMode(CLI_PRINCIPAL, made.user.id, 'federated');
+  if (!switched.ok) throw new Error(switched.message);
+  return made.user;
 }
