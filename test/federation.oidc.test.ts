@@ -87,6 +87,16 @@ describe('federated sign-in over OpenID Connect', () => {
     expect(replay.status).toBe(400);
   });
 
+  it('shows the IdP’s refusal (error=access_denied) as its own page', async () => {
+    const browser = createHttpBrowser();
+    const page = await browser.submit(`${s.idpUrl}/signin`, '/signin', { username: userA, password: '' });
+    const href = /<a class="button" href="([^"]+)" data-auto-follow/.exec(page.body)?.[1]?.replace(/&amp;/g, '&') ?? '';
+    const state = new URL(href).searchParams.get('state') ?? '';
+    const refused = await browser.get(`${confA.sp.redirectUri}?error=access_denied&state=${encodeURIComponent(state)}`);
+    expect(refused.status).toBe(401);
+    expect(refused.body).toContain('data-reason="idp_error"');
+  });
+
   it("refuses firm B's client vouching for a user of firm A", async () => {
     const browser = createHttpBrowser();
     const callback = await atOp(browser, userB, userA);

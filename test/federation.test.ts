@@ -249,6 +249,16 @@ describeEachBackend(
       expect(refused.payload).toContain('data-reason="suspended"');
     });
 
+    it('tells a federated user whose firm has no identity provider whom to contact', async () => {
+      const firm = await s.rt.accounts.createFirm('Epsilon Equities');
+      if (!firm.ok) throw new Error(firm.message);
+      const user = await federatedUser(firm.firm.id);
+      const res = await createBrowser(s).submit('/signin', '/signin', { username: user.login, password: 'x' });
+      expect(res.statusCode).toBe(404);
+      expect(res.payload).toContain('data-reason="no_idp"');
+      expect(res.payload).toContain(s.config.contacts.techSupportPhone);
+    });
+
     it('never accepts a password of a federated user through the Authentication API', async () => {
       const user = await federatedUser();
       const r = await postJson(s, '/api/v1/authn', {
