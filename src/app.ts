@@ -15,13 +15,15 @@ import { createPushFactor } from './authn/factors/push/push.ts';
 import { registerPushDeviceApi } from './authn/factors/push/routes.ts';
 import { createInProcessSignals, createPostgresSignals, type PushSignals } from './authn/factors/push/signals.ts';
 import { createSeedVault } from './authn/factors/totp/seed.ts';
-import { registerSignInPages } from './authn/page-routes.tsx';
+import { createBrowserSessionStarter, registerSignInPages } from './authn/page-routes.tsx';
 import { type AuthnDeps, createAuthnService } from './authn/service.ts';
 import { createSessionManager } from './authn/sessions.ts';
 import type { Config, EnvironmentConfig } from './config/schema.ts';
 import { loadEnvironmentKeys } from './config/secrets.ts';
 import { migrateToLatest, openDatabase, splitPostgresUrl, sqlitePathFor } from './db/database.ts';
 import { createStore, type Store } from './db/store.ts';
+import { registerFederationRoutes } from './federation/routes.tsx';
+import { createFederationService } from './federation/service.ts';
 import { createSecretBox } from './lib/secret-box.ts';
 import { type Clock, type RandomBytes, systemClock, systemRandom } from './lib/tokens.ts';
 import { registerDevMailbox } from './mail/dev-mailbox.tsx';
@@ -129,6 +131,14 @@ export async function openEnvironment(
     random,
   );
   const accounts = createAccountService({ store, config, environment, clock, random, notifier });
+  const federation = createFederationService({
+    store,
+    secretBox: createSecretBox(keys.secretBoxKey),
+    clock,
+    random,
+    authn,
+    publicUrl: environment.idp.publicUrl,
+  });
   const profile = createProfileService(credentials);
 
   let transport = deps.transport;
@@ -171,6 +181,7 @@ export async function openEnvironment(
     authn,
     sessions,
     accounts,
+    federation,
     profile,
     push,
     mailWorker,
@@ -278,7 +289,22 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
   registerAuthnApi(app, rt.authn, environment.idp.publicUrl, config.policy.passwordMinLength);
   registerManagementApi(app, rt);
   registerPushDeviceApi(app, rt.push);
+  const sessionSettings = {
+    authn: rt.authn,
+    sessions: rt.sessions,
+    cookiePrefix: prefix,
+    secureCookies,
+    sessionAbsoluteHours: config.policy.sessionAbsoluteHours,
+  };
+  const federated = registerFederationRoutes(app, {
+    federation: rt.federation,
+    startSession: createBrowserSessionStarter(sessionSettings),
+    cookiePrefix: prefix,
+    secureCookies,
+    page,
+  });
   registerSignInPages(app, {
+    federatedSignIn: federated.sendToIdp,
     authn: rt.authn,
     sessions: rt.sessions,
     cookiePrefix: prefix,
@@ -317,6 +343,10 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
     sessions: rt.sessions,
     sidCookie,
     page,
+    firmIdentityProvider: async (firmId) => {
+      const idp = await rt.store.repos.federation.findIdentityProviderOfFirm(firmId);
+      return idp ? { id: idp.id, name: idp.name, protocol: idp.protocol } : undefined;
+    },
   });
   // The development mailbox shows links that are bearer secrets: only for a test environment that
   // has no SMTP relay (the quick start), never where mail is really delivered (DESIGN, "Email").

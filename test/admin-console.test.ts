@@ -206,6 +206,8 @@ describe('administration consoles', () => {
     const page = await support.b.get(`/admin/users/${target.user.id}`);
     expect(page.statusCode).toBe(200);
     expect(page.payload).toContain('Reset all methods');
+    // Issue #8: support sees the firm's identity provider, read-only.
+    expect(page.payload).toContain('none configured (npx traqs idp add)');
     const first = await support.b.post(`/admin/users/${target.user.id}/reset-factors`, {
       _csrf: csrfFrom(page.payload),
     });

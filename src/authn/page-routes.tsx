@@ -41,6 +41,52 @@ export interface PageRouteDeps {
   /** After this many lockouts in a row the page sends the user to support instead. */
   lockoutsBeforeSupportUnlock: number;
   page: () => Omit<PageContext, 'csrfToken' | 'signedInAs'>;
+  /**
+   * Federated sign-in (src/federation): for a username of a federated user, answers the sign-in
+   * form itself (sends the browser to the firm's IdP) and returns true; for anyone else returns
+   * false and the form goes on as before.
+   */
+  federatedSignIn?: (req: FastifyRequest, reply: FastifyReply, username: string) => Promise<boolean>;
+}
+
+/** What turns a one-time session token into the browser's idp session (local and federated sign-in). */
+export type BrowserSessionStarter = (
+  req: FastifyRequest,
+  reply: FastifyReply,
+  sessionToken: string,
+) => Promise<boolean>;
+
+/**
+ * Redeems a one-time session token for an idp session cookie and sends the browser back to the
+ * authorization request that asked for the sign-in (the signed return cookie), else home.
+ * False, with nothing sent, if the token was spent or expired.
+ */
+export function createBrowserSessionStarter(
+  deps: Pick<PageRouteDeps, 'authn' | 'sessions' | 'cookiePrefix' | 'secureCookies' | 'sessionAbsoluteHours'>,
+): BrowserSessionStarter {
+  const sidCookie = `${deps.cookiePrefix}_sid`;
+  const returnCookie = `${deps.cookiePrefix}_return`;
+  return async (req, reply, sessionToken) => {
+    const redeemed = await deps.authn.redeemSessionToken(sessionToken);
+    if (!redeemed) return false;
+    // A fresh session id at every sign-in (OWASP ASVS 3.2.1): the old one, if any, ends.
+    await deps.sessions.end(req.cookies[sidCookie]);
+    const { id } = await deps.sessions.create(redeemed.userId, redeemed.amr, requestContext(req));
+    reply.clearCookie(`${deps.cookiePrefix}_txn`, { path: '/' });
+    reply.setCookie(sidCookie, id, {
+      path: '/',
+      httpOnly: true,
+      secure: deps.secureCookies,
+      sameSite: 'lax',
+      maxAge: deps.sessionAbsoluteHours * 3600,
+    });
+    // Back to the authorization request that sent the user here, if any (only that path shape:
+    // never an open redirect).
+    // The cookie stays until the interaction has used it: it also dates this sign-in.
+    const back = readReturnCookie(req, req.cookies[returnCookie]);
+    reply.redirect(back ? back.path : '/', 303);
+    return true;
+  };
 }
 
 const formString = (max: number) => z.string().max(max).default('');
@@ -57,10 +103,9 @@ function form<T extends z.ZodRawShape>(shape: T, body: unknown) {
  */
 export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): void {
   const { authn, sessions } = deps;
+  const startSession = createBrowserSessionStarter(deps);
   const txnCookie = `${deps.cookiePrefix}_txn`;
   const sidCookie = `${deps.cookiePrefix}_sid`;
-  /** Set by `/interaction/{uid}` (src/oauth/interactions.tsx): where to go once signed in. */
-  const returnCookie = `${deps.cookiePrefix}_return`;
   const cookieBase = { path: '/', httpOnly: true, secure: deps.secureCookies } as const;
 
   const deviceCookie = `${deps.cookiePrefix}_device`;
@@ -95,24 +140,11 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
       case 'transaction':
         setTxn(reply, result.txn.stateToken);
         return reply.redirect('/signin/next', 303);
-      case 'success': {
-        const redeemed = await authn.redeemSessionToken(result.sessionToken);
-        if (!redeemed) return onError('Your sign-in expired. Please sign in again.');
-        // A fresh session id at every sign-in (OWASP ASVS 3.2.1): the old one, if any, ends.
-        await sessions.end(req.cookies[sidCookie]);
-        const { id } = await sessions.create(redeemed.userId, redeemed.amr, requestContext(req));
-        clearTxn(reply);
-        reply.setCookie(sidCookie, id, {
-          ...cookieBase,
-          sameSite: 'lax',
-          maxAge: deps.sessionAbsoluteHours * 3600,
-        });
-        // Back to the authorization request that sent the user here, if any (only that path shape:
-        // never an open redirect).
-        // The cookie stays until the interaction has used it: it also dates this sign-in.
-        const back = readReturnCookie(req, req.cookies[returnCookie]);
-        return reply.redirect(back ? back.path : '/', 303);
-      }
+      case 'success':
+        if (!(await startSession(req, reply, result.sessionToken))) {
+          return onError('Your sign-in expired. Please sign in again.');
+        }
+        return reply;
       case 'unlocked':
         clearTxn(reply);
         return sendPage(reply, <UnlockedPage ctx={pageCtx(reply)} user={result.user} />);
@@ -318,6 +350,11 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
   app.post('/signin', { preHandler: app.csrfProtection }, async (req, reply) => {
     const body = form({ username: formString(254), password: formString(1024) }, req.body);
     const username = body?.username.trim() ?? '';
+    // A federated user goes to the firm's IdP whatever was typed as password: it is never checked
+    // (issue #8). Unknown and local usernames go on exactly as before (no new enumeration).
+    if (body && username && deps.federatedSignIn) {
+      if (await deps.federatedSignIn(req, reply, username)) return reply;
+    }
     if (!body || !username || !body.password) {
       return sendPage(
         reply,

@@ -160,6 +160,9 @@ const SESSION_TOKEN_TTL_MS = 5 * 60_000;
 /** Reads that may record an event but have no request of their own (a timeout seen while viewing). */
 const NO_CONTEXT: RequestContext = { ip: null, userAgent: null };
 
+/** `last_factor_type` of a federated sign-in: `federated:saml` or `federated:oidc`. */
+export const FEDERATED_FACTOR_PREFIX = 'federated:';
+
 function fail(error: OktaErrorName, causes?: string[], summary?: string): AuthnResult {
   return { kind: 'error', error, ...(causes ? { causes } : {}), ...(summary ? { summary } : {}) };
 }
@@ -302,20 +305,37 @@ export function createAuthnService(deps: AuthnDeps) {
     factorId?: string,
     deviceHash?: string | null,
   ): Promise<AuthnResult> {
-    const now = clock();
-    if (!(await repos.tokens.endTransaction(txnHash, now))) {
+    if (!(await repos.tokens.endTransaction(txnHash, clock()))) {
       // Lost a race for this transaction: give back the attempt reserved for the right code.
       await repos.users.releaseAttempt(user.id);
       return fail('INVALID_TOKEN');
     }
+    return issueSessionToken(repos, user, amr, factorType, ctx, factorId ? { factorId } : {}, deviceHash);
+  }
+
+  /**
+   * The end of every successful sign-in, local or federated: the new-device notice, the sign-in
+   * recorded, the one-time session token, the audit event.
+   */
+  async function issueSessionToken(
+    repos: Repositories,
+    user: UserRow,
+    amr: string[],
+    factorType: string | null,
+    ctx: RequestContext,
+    auditDetails: Record<string, unknown>,
+    deviceHash?: string | null,
+  ): Promise<AuthnResult> {
+    const now = clock();
     // DESIGN, "notifications": email on a sign-in from a device this user has not used before.
     // The first sign-in of all (activation) is not news to anyone.
     const device = ctx.deviceId || !deviceHash ? hashBearerSecret(deviceKey(ctx)) : deviceHash;
     const newDevice = await repos.reports.recordDevice(user.id, device, now, ctx.userAgent, ctx.ip);
     if (newDevice && user.last_login_at !== null) {
       const factors = factorType ? await repos.factors.listFactors(user.id) : [];
-      const method =
-        factors.find((f) => `${f.factor_type}:${f.provider}` === factorType)?.name ?? factorType ?? 'password';
+      const method = factorType?.startsWith(FEDERATED_FACTOR_PREFIX)
+        ? "your firm's single sign-on"
+        : (factors.find((f) => `${f.factor_type}:${f.provider}` === factorType)?.name ?? factorType ?? 'password');
       await deps.notifier.newSignIn(repos, user, method, ctx);
     }
     await repos.users.recordSuccessfulSignIn(user.id, factorType, now);
@@ -329,11 +349,7 @@ export function createAuthnService(deps: AuthnDeps) {
       expires_at: now + SESSION_TOKEN_TTL_MS,
       consumed_at: null,
     });
-    await audit(repos, ctx, 'user.authentication.sso', 'success', user.id, {
-      amr,
-      factorType,
-      ...(factorId ? { factorId } : {}),
-    });
+    await audit(repos, ctx, 'user.authentication.sso', 'success', user.id, { amr, factorType, ...auditDetails });
     // What recordSuccessfulSignIn just wrote, without reading the row back.
     const fresh: UserRow = {
       ...user,
@@ -562,16 +578,35 @@ export function createAuthnService(deps: AuthnDeps) {
   }
 
   return {
+    /**
+     * A sign-in vouched for by the firm's identity provider (src/federation): the assertion or ID
+     * token was verified and mapped to this federated, ACTIVE user there. Ends like every other
+     * sign-in, in a one-time session token, without a password or a local factor.
+     */
+    async signInFederated(
+      user: UserRow,
+      amr: string[],
+      protocol: 'saml' | 'oidc',
+      ctx: RequestContext,
+      auditDetails: Record<string, unknown>,
+    ): Promise<AuthnResult> {
+      return store.transaction((repos) =>
+        issueSessionToken(repos, user, amr, `${FEDERATED_FACTOR_PREFIX}${protocol}`, ctx, auditDetails),
+      );
+    },
+
     /** `POST /api/v1/authn {username, password}`: the primary (password) step. */
     async primaryAuth(username: string, password: string, ctx: RequestContext): Promise<AuthnResult> {
       let user = await store.repos.users.findUserByLogin(username);
       // No user enumeration: an unknown user costs one Argon2id verification too (OWASP
-      // Authentication Cheat Sheet, "Authentication Responses").
+      // Authentication Cheat Sheet, "Authentication Responses"). A federated user has no password
+      // here (FAQ: never both); one typed in is refused like a wrong one and, since there is nothing
+      // to guess, not counted towards a lockout (issue #8 item 2).
       if (user?.auth_mode !== 'local' || !user.password_hash) {
         await passwords.verifyDummy(password);
         await store.transaction((repos) =>
           audit(repos, ctx, 'user.session.start', 'failure', user?.id ?? null, {
-            reason: user ? 'no local password' : 'unknown user',
+            reason: !user ? 'unknown user' : user.auth_mode === 'federated' ? 'federated user' : 'no local password',
             username: username.slice(0, 254),
           }),
         );

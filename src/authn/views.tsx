@@ -37,6 +37,10 @@ export function SignInPage(props: { ctx: PageContext; username?: string; error?:
           <Field name="password" label="Password" type="password" autocomplete="current-password" maxLength={1024} />
           <button type="submit">Sign in</button>
         </form>
+        <p class="hint">
+          Does your firm sign you in with its own single sign-on? Enter your username and choose Sign in: you will be
+          sent to your firm's sign-in page, no password needed here.
+        </p>
         <p class="links">
           <a href="/signin/forgot-password">Forgot password?</a> · <a href="/signin/unlock">Unlock account?</a>
         </p>

@@ -6,6 +6,7 @@ import { type EnvironmentRuntime, openEnvironment } from '../app.ts';
 import { registerFactorCommands } from '../authn/factors/cli.ts';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import { migrateToLatest, openDatabase, sqlitePathFor } from '../db/database.ts';
+import { registerFederationCommands } from '../federation/cli.ts';
 import { createSecretBox } from '../lib/secret-box.ts';
 import { rotateSigningKeys } from '../oauth/keys.ts';
 import { DEFAULT_SIGNED_TOKEN_LIFETIMES, type SignedTokenLifetimes } from '../oauth/lifetimes.ts';
@@ -436,6 +437,7 @@ export function buildCli(): Command {
   registerAdminCommands(program, withEnvironment);
   registerFactorCommands(program, { withEnvironment, usageError: (message) => new UsageError(message) });
   registerDataCommands(program, openEnvironmentById);
+  registerFederationCommands(program, withEnvironment);
   return program;
 }
 

@@ -351,6 +351,43 @@ export interface FactorPhoneNumbersTable {
   phone_number: string;
 }
 
+/** A firm's identity provider (migration 0009). */
+export interface IdentityProvidersTable {
+  id: string;
+  firm_id: string;
+  name: string;
+  protocol: string;
+  /** JSON: see src/federation/model.ts. */
+  settings: string;
+  client_secret_sealed: string | null;
+  sp_private_key_sealed: string;
+  sp_certificate: string;
+  created_at: number;
+}
+
+/** A sign-in sent to a firm's identity provider, until it comes back (migration 0009). */
+export interface FederationRequestsTable {
+  id: string;
+  idp_id: string;
+  binding_hash: string;
+  nonce: string | null;
+  verifier_sealed: string | null;
+  login_hint: string | null;
+  created_at: number;
+  expires_at: number;
+  answered_at: number | null;
+  user_id: string | null;
+  amr: string | null;
+  consumed_at: number | null;
+}
+
+/** Ids of accepted SAML assertions, until they expire (migration 0009). */
+export interface FederationAssertionsTable {
+  idp_id: string;
+  assertion_id: string;
+  expires_at: number;
+}
+
 export interface Database {
   firms: FirmsTable;
   users: UsersTable;
@@ -381,6 +418,9 @@ export interface Database {
   push_activations: PushActivationsTable;
   push_challenges: PushChallengesTable;
   push_sends: PushSendsTable;
+  identity_providers: IdentityProvidersTable;
+  federation_requests: FederationRequestsTable;
+  federation_assertions: FederationAssertionsTable;
 }
 
 /** A `traqs-verify` enrollment (migration 0008). */

@@ -6,6 +6,7 @@ import { createRequestRepository } from '../admin/request-repository.ts';
 import { createAuditRepository } from '../audit/repository.ts';
 import { createFactorRepository } from '../authn/factors/repository.ts';
 import { createTokenRepository } from '../authn/token-repository.ts';
+import { createFederationRepository } from '../federation/repository.ts';
 import { createFirmRepository } from '../firms/repository.ts';
 import { createOutboxRepository } from '../mail/repository.ts';
 import { createApiTokenRepository } from '../oauth/refresh-token-repository.ts';
@@ -34,6 +35,7 @@ function createRepositories(db: Kysely<Database>, dialect: Dialect) {
     requests: createRequestRepository(db),
     managementTokens: createManagementTokenRepository(db),
     adminQueries: createAdminQueryRepository(db),
+    federation: createFederationRepository(db),
   };
 }
 export type Repositories = ReturnType<typeof createRepositories>;

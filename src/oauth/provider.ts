@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { KoaContext, OidcClient, OidcToken, Provider } from 'oidc-provider';
 import type { Logger } from 'pino';
-import type { App } from '../accounts/model.ts';
+import { type App, AUTH_MODES, type AuthMode } from '../accounts/model.ts';
 import type { UserRow } from '../accounts/repository.ts';
 import type { SessionManager } from '../authn/sessions.ts';
 import type { Config, EnvironmentConfig } from '../config/schema.ts';
@@ -211,7 +211,8 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
     const subject = await store.repos.oauth.findTokenSubject(sub);
     if (!subject) return undefined;
     const { user, apps } = subject;
-    if (!TOKEN_STATUSES.has(user.status) || user.auth_mode !== 'local') return undefined;
+    // Local users and, since issue #8, federated ones (signed in by their firm's IdP, `amr` `fed`).
+    if (!TOKEN_STATUSES.has(user.status) || !AUTH_MODES.includes(user.auth_mode as AuthMode)) return undefined;
     const clientId = ctx.oidc?.client?.clientId ?? token?.clientId;
     // A token is refused once its user is unassigned from the client's app (issue #4 item 4).
     if (clientId && !apps.includes(appOfClient(clientId))) return undefined;

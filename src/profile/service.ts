@@ -440,6 +440,14 @@ export function createProfileService(deps: ProfileDeps) {
       ctx: RequestContext,
       factorType?: string,
     ): Promise<{ kind: 'started'; factorId: string } | { kind: 'invalid'; error: string }> {
+      // FAQ: an account signs in through its firm or locally, never both; a federated user's
+      // methods are the firm's (issue #8).
+      if (who.user.auth_mode !== 'local') {
+        return {
+          kind: 'invalid',
+          error: "Your account signs in through your firm's single sign-on: your firm manages its sign-in methods.",
+        };
+      }
       if (factorType && isRetiredFactorType(factorType)) {
         return { kind: 'invalid', error: notEnrollableMessage(factorType, policy) };
       }

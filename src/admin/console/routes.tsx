@@ -17,6 +17,7 @@ import {
   type AuditFilterForm,
   AuditPage,
   type ConsoleLinks,
+  type FirmIdentityProvider,
   FirmPage,
   ForbiddenPage,
   LandingPage,
@@ -35,6 +36,8 @@ export interface AdminConsoleDeps {
   sessions: SessionManager;
   sidCookie: string;
   page: () => Omit<PageContext, 'csrfToken' | 'signedInAs'>;
+  /** The identity provider of a firm (issue #8), shown read-only to support; absent: not shown. */
+  firmIdentityProvider?: (firmId: string) => Promise<FirmIdentityProvider | undefined>;
 }
 
 interface Staff {
@@ -368,6 +371,8 @@ export function registerAdminConsoles(app: FastifyInstance, deps: AdminConsoleDe
     const support = can(p, 'factors.reset');
     const factors = support ? await admin.listFactors(p, user.value.id) : undefined;
     const tokens = can(p, 'refreshTokens.read') ? await admin.listRefreshTokens(p, user.value.id) : undefined;
+    const firmIdp =
+      support && deps.firmIdentityProvider ? await deps.firmIdentityProvider(user.value.firmId) : undefined;
     return sendPage(
       reply,
       <UserPage
@@ -376,6 +381,7 @@ export function registerAdminConsoles(app: FastifyInstance, deps: AdminConsoleDe
         user={user.value}
         factors={factors?.ok ? factors.value.factors : undefined}
         tokens={tokens?.ok ? tokens.value : undefined}
+        {...(support && deps.firmIdentityProvider ? { firmIdp: firmIdp ?? null } : {})}
         can={{
           operations: can(p, 'users.suspend'),
           support,

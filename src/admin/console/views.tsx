@@ -401,6 +401,13 @@ export interface UserPageAbilities {
   requestDeactivation: boolean;
 }
 
+/** A firm's identity provider as the Support console shows it (read-only; `traqs idp` manages it). */
+export interface FirmIdentityProvider {
+  id: string;
+  name: string;
+  protocol: string;
+}
+
 export function UserPage(props: {
   ctx: PageContext;
   links: ConsoleLinks;
@@ -409,6 +416,8 @@ export function UserPage(props: {
   tokens: RefreshTokenView[] | undefined;
   can: UserPageAbilities;
   notice?: Notice | undefined;
+  /** Support only: the firm's identity provider, null when the firm has none. */
+  firmIdp?: FirmIdentityProvider | null;
 }) {
   const u = props.user;
   const base = `/admin/users/${u.id}`;
@@ -426,6 +435,16 @@ export function UserPage(props: {
         <dd data-status={u.status}>{u.status}</dd>
         <dt>Sign-in</dt>
         <dd>{u.authMode === 'federated' ? 'Federated (firm SSO)' : 'Local (password and MFA)'}</dd>
+        {props.firmIdp !== undefined ? (
+          <>
+            <dt>Firm SSO</dt>
+            <dd data-firm-idp="">
+              {props.firmIdp
+                ? `${props.firmIdp.name} (${props.firmIdp.protocol === 'saml' ? 'SAML 2.0' : 'OpenID Connect'}, ${props.firmIdp.id})`
+                : 'none configured (npx traqs idp add)'}
+            </dd>
+          </>
+        ) : null}
         <dt>Last sign-in</dt>
         <dd>{when(u.lastLoginAt)}</dd>
         <dt>Apps</dt>

@@ -1,0 +1,92 @@
+import { X509Certificate } from 'node:crypto';
+import { DOMParser } from '@xmldom/xmldom';
+import { z } from 'zod';
+
+/** A SAML 2.0 identity provider: what its metadata says, and which attribute names our user. */
+export const samlSettingsSchema = z.object({
+  protocol: z.literal('saml'),
+  entityId: z.string().min(1).max(1024),
+  /** SingleSignOnService with the HTTP-Redirect binding (SAML Bindings §3.4). */
+  ssoUrl: z.url({ protocol: /^https?$/ }),
+  /** PEM certificates the IdP signs with; several during a key rollover. */
+  certificates: z.array(z.string().min(1)).min(1).max(5),
+  /** Where the metadata came from, for `idp show`. */
+  metadataSource: z.string().max(1024).optional(),
+  /** The attribute holding the username; absent, the NameID (format email address). */
+  userAttribute: z.string().min(1).max(256).optional(),
+});
+export type SamlSettings = z.infer<typeof samlSettingsSchema>;
+
+/** An OpenID provider: found by discovery (OpenID Connect Discovery 1.0 §4). */
+export const oidcSettingsSchema = z.object({
+  protocol: z.literal('oidc'),
+  issuer: z.url({ protocol: /^https?$/ }),
+  clientId: z.string().min(1).max(256),
+  /** The ID token claim holding the username; `email` by default. */
+  userClaim: z.string().min(1).max(256).default('email'),
+});
+export type OidcSettings = z.infer<typeof oidcSettingsSchema>;
+
+export const idpSettingsSchema = z.discriminatedUnion('protocol', [samlSettingsSchema, oidcSettingsSchema]);
+export type IdpSettings = z.infer<typeof idpSettingsSchema>;
+
+const MD = 'urn:oasis:names:tc:SAML:2.0:metadata';
+const DS = 'http://www.w3.org/2000/09/xmldsig#';
+const REDIRECT = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect';
+
+/** Wraps a base64 certificate body as PEM. */
+export function pemOf(base64: string): string {
+  const body = base64.replace(/\s+/g, '');
+  return `-----BEGIN CERTIFICATE-----\n${body.replace(/(.{64})/g, '$1\n').trimEnd()}\n-----END CERTIFICATE-----\n`;
+}
+
+export class MetadataError extends Error {}
+
+/**
+ * Reads an IdP's SAML metadata (SAML Metadata §2.4.3 IDPSSODescriptor): entity id, the
+ * HTTP-Redirect SingleSignOnService and the signing certificates (`use="signing"` or no `use`).
+ * Each certificate must parse as X.509, so a typo fails at `idp add`, not at the first sign-in.
+ */
+export function parseIdpMetadata(xml: string): Pick<SamlSettings, 'entityId' | 'ssoUrl' | 'certificates'> {
+  const errors: string[] = [];
+  const doc = new DOMParser({
+    errorHandler: { error: (m: string) => errors.push(m), fatalError: (m: string) => errors.push(m) },
+  }).parseFromString(xml, 'text/xml');
+  if (errors.length || !doc?.documentElement) throw new MetadataError(`Not XML metadata: ${errors[0] ?? 'empty'}`);
+  const root = doc.documentElement;
+  const entity =
+    root.localName === 'EntityDescriptor' ? root : (doc.getElementsByTagNameNS(MD, 'EntityDescriptor').item(0) ?? null);
+  const entityId = entity?.getAttribute('entityID') ?? '';
+  const idp = entity?.getElementsByTagNameNS(MD, 'IDPSSODescriptor').item(0);
+  if (!entityId || !idp) throw new MetadataError('The metadata has no EntityDescriptor with an IDPSSODescriptor.');
+  let ssoUrl = '';
+  const services = idp.getElementsByTagNameNS(MD, 'SingleSignOnService');
+  for (let i = 0; i < services.length; i++) {
+    const s = services.item(i);
+    if (s?.getAttribute('Binding') === REDIRECT) ssoUrl = s.getAttribute('Location') ?? '';
+  }
+  if (!ssoUrl) throw new MetadataError('The IdP offers no SingleSignOnService with the HTTP-Redirect binding.');
+  const certificates: string[] = [];
+  const keys = idp.getElementsByTagNameNS(MD, 'KeyDescriptor');
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys.item(i);
+    const use = k?.getAttribute('use');
+    if (!k || (use && use !== 'signing')) continue;
+    const certs = k.getElementsByTagNameNS(DS, 'X509Certificate');
+    for (let j = 0; j < certs.length; j++) {
+      const pem = pemOf(certs.item(j)?.textContent ?? '');
+      try {
+        new X509Certificate(pem);
+      } catch {
+        throw new MetadataError('A signing certificate in the metadata is not a valid X.509 certificate.');
+      }
+      if (!certificates.includes(pem)) certificates.push(pem);
+    }
+  }
+  if (!certificates.length) throw new MetadataError('The metadata has no signing certificate.');
+  return samlSettingsSchema.pick({ entityId: true, ssoUrl: true, certificates: true }).parse({
+    entityId,
+    ssoUrl,
+    certificates,
+  });
+}
