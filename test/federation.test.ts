@@ -139,6 +139,10 @@ describeEachBackend(
       const profile = await browser.get('/');
       expect(profile.statusCode).toBe(200);
       expect(profile.payload).toContain(user.login);
+      // The profile says who manages sign-in instead of offering a password or methods to change.
+      expect(profile.payload).toContain("You sign in through your firm's single sign-on");
+      expect(profile.payload).not.toContain('Add a security method');
+      expect(profile.payload).not.toContain('href="/profile/password"');
       // Never both (FAQ): no local method can be added to a federated account.
       const add = await browser.post('/profile/factors/add', { provider: 'GOOGLE', _csrf: csrfFrom(profile.payload) });
       expect(String(add.headers.location ?? '')).not.toContain('/activate');

@@ -54,9 +54,16 @@ export function PortalHome(props: { ctx: PageContext; who: PortalUser; idpUrl: s
           <dt>Firm</dt>
           <dd>{firm?.name ?? '—'}</dd>
         </dl>
-        <p class="hint">
-          To change your password or your security methods, open your <a href={`${props.idpUrl}/`}>MFA profile</a>.
-        </p>
+        {user.auth_mode === 'federated' ? (
+          <p class="hint">
+            You sign in through your firm's single sign-on: your firm's identity team manages your password and second
+            factor.
+          </p>
+        ) : (
+          <p class="hint">
+            To change your password or your security methods, open your <a href={`${props.idpUrl}/`}>MFA profile</a>.
+          </p>
+        )}
       </section>
       <ApiMenu />
     </Layout>

@@ -124,89 +124,109 @@ export function ProfileHome(props: {
           </form>
         </section>
 
-        <section class="card" aria-labelledby="security-heading">
-          <h2 id="security-heading">Security methods</h2>
-          {data.usableCount === 0 ? (
-            <p class="alert" role="alert">
-              {data.factors.length ? 'You have no security method that still works.' : 'You have no security method.'}{' '}
-              Your next sign-in asks for your password and then for a new method.
+        {user.auth_mode === 'federated' ? (
+          <section class="card" aria-labelledby="security-heading">
+            <h2 id="security-heading">How you sign in</h2>
+            <p>
+              You sign in through your firm's single sign-on: your firm's identity provider checks your password and
+              second factor, so there is no password or security method to manage here. For a sign-in problem, contact
+              your firm's identity team; to sign in locally instead, call {c.techSupportName} at {c.techSupportPhone}.
             </p>
-          ) : data.usableCount === 1 ? (
-            <p class="notice">
-              You have one sign-in method. Add a second one on another device so that a lost phone does not lock you
-              out.
-            </p>
-          ) : null}
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Type</th>
-                <th scope="col">Name</th>
-                <th scope="col">Enrolled</th>
-                <th scope="col">Last used</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody id="factors">
-              {data.factors.map((f) => (
-                <tr key={f.id} data-factor-id={f.id} class={isRetiredFactorType(f.factor_type) ? 'retired' : undefined}>
-                  <td>
-                    {describeFactorType(f.factor_type)}
-                    {isRetiredFactorType(f.factor_type) ? (
-                      <>
-                        {' '}
-                        <strong class="retired-mark">{data.retirementLabel}</strong>
-                      </>
-                    ) : null}
-                  </td>
-                  <td>
-                    {f.name}
-                    {data.phoneNumbers.has(f.id) ? ` (${maskPhone(data.phoneNumbers.get(f.id) ?? '')})` : null}
-                  </td>
-                  <td class="when">{formatTime(f.activated_at)}</td>
-                  <td class="when">{formatTime(f.last_used_at)}</td>
-                  <td>
-                    <a href={`/profile/factors/${encodeURIComponent(f.id)}/remove`} aria-label={`Remove ${f.name}`}>
-                      Remove
-                    </a>
-                  </td>
+            <dl class="facts">
+              <dt>Last sign-in</dt>
+              <dd>{formatTime(user.last_login_at)}</dd>
+            </dl>
+          </section>
+        ) : (
+          <section class="card" aria-labelledby="security-heading">
+            <h2 id="security-heading">Security methods</h2>
+            {data.usableCount === 0 ? (
+              <p class="alert" role="alert">
+                {data.factors.length ? 'You have no security method that still works.' : 'You have no security method.'}{' '}
+                Your next sign-in asks for your password and then for a new method.
+              </p>
+            ) : data.usableCount === 1 ? (
+              <p class="notice">
+                You have one sign-in method. Add a second one on another device so that a lost phone does not lock you
+                out.
+              </p>
+            ) : null}
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Type</th>
+                  <th scope="col">Name</th>
+                  <th scope="col">Enrolled</th>
+                  <th scope="col">Last used</th>
+                  <th scope="col">
+                    <span class="visually-hidden">Actions</span>
+                  </th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-          <p class="actions">
-            <a class="button" href="/profile/factors/add">
-              Add a security method
-            </a>
-            <a class="button secondary" href="/profile/password">
-              Change password
-            </a>
-            <a class="button secondary" href="/profile/recovery-question">
-              Change recovery question
-            </a>
-          </p>
-          <dl class="facts">
-            <dt>Password changed</dt>
-            <dd>{formatTime(user.password_changed_at)}</dd>
-            <dt>Recovery question</dt>
-            <dd id="recovery-question">{user.recovery_question ?? 'none set'}</dd>
-            <dt>Last sign-in</dt>
-            <dd>{formatTime(user.last_login_at)}</dd>
-          </dl>
-          <p class="hint">
-            Adding or removing a method and changing your password or recovery question ask you to verify it's you with
-            a code or FastPass, unless you did so in the last 5 minutes. Lost the device of your only method? Remove it
-            here, or call {c.techSupportName} at {c.techSupportPhone}.
-          </p>
-        </section>
+              </thead>
+              <tbody id="factors">
+                {data.factors.map((f) => (
+                  <tr
+                    key={f.id}
+                    data-factor-id={f.id}
+                    class={isRetiredFactorType(f.factor_type) ? 'retired' : undefined}
+                  >
+                    <td>
+                      {describeFactorType(f.factor_type)}
+                      {isRetiredFactorType(f.factor_type) ? (
+                        <>
+                          {' '}
+                          <strong class="retired-mark">{data.retirementLabel}</strong>
+                        </>
+                      ) : null}
+                    </td>
+                    <td>
+                      {f.name}
+                      {data.phoneNumbers.has(f.id) ? ` (${maskPhone(data.phoneNumbers.get(f.id) ?? '')})` : null}
+                    </td>
+                    <td class="when">{formatTime(f.activated_at)}</td>
+                    <td class="when">{formatTime(f.last_used_at)}</td>
+                    <td>
+                      <a href={`/profile/factors/${encodeURIComponent(f.id)}/remove`} aria-label={`Remove ${f.name}`}>
+                        Remove
+                      </a>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <p class="actions">
+              <a class="button" href="/profile/factors/add">
+                Add a security method
+              </a>
+              <a class="button secondary" href="/profile/password">
+                Change password
+              </a>
+              <a class="button secondary" href="/profile/recovery-question">
+                Change recovery question
+              </a>
+            </p>
+            <dl class="facts">
+              <dt>Password changed</dt>
+              <dd>{formatTime(user.password_changed_at)}</dd>
+              <dt>Recovery question</dt>
+              <dd id="recovery-question">{user.recovery_question ?? 'none set'}</dd>
+              <dt>Last sign-in</dt>
+              <dd>{formatTime(user.last_login_at)}</dd>
+            </dl>
+            <p class="hint">
+              Adding or removing a method and changing your password or recovery question ask you to verify it's you
+              with a code or FastPass, unless you did so in the last 5 minutes. Lost the device of your only method?
+              Remove it here, or call {c.techSupportName} at {c.techSupportPhone}.
+            </p>
+          </section>
+        )}
 
         <section class="card" aria-labelledby="activity-heading">
           <h2 id="activity-heading">Recent activity</h2>
           <p class="hint">
-            Sign-ins and security changes of your account, newest first. Something you do not recognise? Change your
-            password and call {c.operationsName} at {c.operationsPhone}.
+            Sign-ins and security changes of your account, newest first. Something you do not recognise?{' '}
+            {user.auth_mode === 'federated' ? "Tell your firm's identity team" : 'Change your password'} and call{' '}
+            {c.operationsName} at {c.operationsPhone}.
           </p>
           {data.activity.length ? (
             <table class="compact">

@@ -144,6 +144,7 @@ describe.skipIf(skipWithoutTools('the federation browser test'))(
         await page.waitForURL(`${portalUrl}/`);
         await page.getByRole('heading', { name: 'Welcome, Sam Saml' }).waitFor();
         expect(await page.locator('main').textContent()).toContain('Acme Federated');
+        expect(await page.locator('main').textContent()).toContain("You sign in through your firm's single sign-on");
         await shot(page, 'saml-03-portal');
       });
 
