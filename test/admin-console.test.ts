@@ -13,6 +13,7 @@ import { migrateToLatest, openDatabase } from '../src/db/database.ts';
 import { createStore } from '../src/db/store.ts';
 import type { Firm } from '../src/firms/repository.ts';
 import { type Browser, createBrowser, csrfFrom, hiddenFrom, signInWithPages } from './helpers/browser.ts';
+import { createTestSamlIdp } from './helpers/federation.ts';
 import { createMemoryTransport, createTestClock } from './helpers/stack.ts';
 import { type ActiveUser, activateUser, freshCode } from './helpers/users.ts';
 
@@ -88,6 +89,17 @@ async function provisioned(s: ConsoleStack, email: string, firm: Firm) {
   const made = await s.rt.accounts.provisionUser({ email, firstName: 'Pat', lastName: 'Other', firmId: firm.id });
   if (!made.ok) throw new Error(made.message);
   return made.user;
+}
+
+/** Answers "Verify it's you" at `verifyUrl` with a fresh code from the staff member's authenticator. */
+async function reverify(s: ConsoleStack, member: { user: ActiveUser; b: Browser }, verifyUrl: string, next: string) {
+  const verify = await member.b.get(verifyUrl);
+  return member.b.post('/admin/verify', {
+    _csrf: csrfFrom(verify.payload),
+    factorId: hiddenFrom(verify.payload, 'factorId'),
+    next,
+    passCode: freshCode(s, member.user.secret),
+  });
 }
 
 const mailTo = (s: ConsoleStack, address: string) => s.rt.store.repos.outbox.listRecentMessages(50, address);
@@ -347,13 +359,7 @@ describe('administration consoles', () => {
       {},
     );
     expect(first.headers.location).toBe('/admin/verify?next=%2Fadmin%2Freports%2Frptconsole0000001');
-    const verify = await ops.b.get(String(first.headers.location));
-    await ops.b.post('/admin/verify', {
-      _csrf: csrfFrom(verify.payload),
-      factorId: hiddenFrom(verify.payload, 'factorId'),
-      next: '/admin/reports/rptconsole0000001',
-      passCode: freshCode(s, ops.user.secret),
-    });
+    await reverify(s, ops, String(first.headers.location), '/admin/reports/rptconsole0000001');
     const signedOut = await ops.b.submit(
       '/admin/reports/rptconsole0000001',
       '/admin/reports/rptconsole0000001/sign-out',
@@ -386,6 +392,119 @@ describe('administration consoles', () => {
     const firm = (await saa.b.get('/admin/firm')).payload;
     expect(firm).toContain('rejected');
     expect(firm).toContain('Still employed until March');
+  });
+  it('Support manages firms’ identity providers on "Firm single sign-on", re-verified and audited', async () => {
+    const support = await staffMember(s, 'support@acme.example', ['support']);
+    const landing = (await support.b.get('/admin')).payload;
+    expect(landing).toContain('href="/admin/sso"');
+    expect((await support.b.get('/admin/support')).payload).toContain('href="/admin/sso"');
+    const empty = await support.b.get('/admin/sso');
+    expect(empty.statusCode).toBe(200);
+    expect(empty.payload).toContain('No identity providers.');
+    expect(empty.payload).toContain(`<option value="${s.firm.id}">Acme Securities</option>`);
+    expect(empty.payload).toContain('type="password"');
+    expect(empty.payload).toContain('SSRF');
+    expect(empty.payload).not.toMatch(/<script(?![^>]*\bsrc=)/);
+
+    const idp = createTestSamlIdp('https://idp.acme.example/saml', 'https://idp.acme.example/sso');
+    // Padded past the 64 KiB of the other forms: this route has a body limit of its own.
+    const metadataXml = `${idp.metadataXml}\n<!-- ${'padding '.repeat(20_000)}-->`;
+    const add = { firmId: s.firm.id, name: 'Acme Entra ID', protocol: 'saml', metadataXml };
+    // Adding is sensitive: without a recent second factor, "Verify it's you" first, nothing added.
+    s.clock.advance(6 * MINUTE);
+    const first = await support.b.submit('/admin/sso', '/admin/sso', add);
+    expect(first.statusCode).toBe(303);
+    expect(first.headers.location).toBe('/admin/verify?next=%2Fadmin%2Fsso');
+    expect(await s.rt.federation.list()).toHaveLength(0);
+    const verified = await reverify(s, support, String(first.headers.location), '/admin/sso');
+    expect(verified.headers.location).toBe('/admin/sso');
+
+    const added = await support.b.submit('/admin/sso', '/admin/sso', add);
+    expect(added.statusCode).toBe(200);
+    const [conf] = await s.rt.federation.list();
+    if (!conf) throw new Error('not added');
+    const metadataUrl = `${s.rt.environment.idp.publicUrl}/sso/${conf.id}/metadata`;
+    expect(added.payload).toContain(`Added Acme Entra ID. Give the firm our SP metadata URL ${metadataUrl}.`);
+    expect(added.payload).toContain(`data-idp="${conf.id}"`);
+    expect(added.payload).toContain(`href="${metadataUrl}"`);
+    expect(added.payload).toContain(`/sso/saml/${conf.id}/acs`);
+    expect(conf.settings).toMatchObject({ protocol: 'saml', entityId: 'https://idp.acme.example/saml' });
+
+    // The service's refusals, on the page next to the form, the values kept.
+    const second = await support.b.submit('/admin/sso', '/admin/sso', { ...add, name: 'Another' });
+    expect(second.statusCode).toBe(400);
+    expect(second.payload).toContain('Acme Securities already has an identity provider.');
+    expect(second.payload).toContain('value="Another"');
+    const garbage = await support.b.submit('/admin/sso', '/admin/sso', {
+      ...add,
+      firmId: s.firmB.id,
+      metadataXml: '<html>no</html>',
+    });
+    expect(garbage.statusCode).toBe(400);
+    expect(garbage.payload).toContain('The metadata has no EntityDescriptor with an IDPSSODescriptor.');
+    expect(garbage.payload).toContain('&lt;html>no&lt;/html>');
+    const secret = 'do-not-echo-this-secret';
+    const oidcForm = {
+      firmId: s.firmB.id,
+      name: 'Birch Okta',
+      protocol: 'oidc',
+      issuer: 'http://idp.birch.example',
+      clientId: 'traqs',
+      clientSecret: secret,
+      userClaim: 'email',
+    };
+    const oidc = await support.b.submit('/admin/sso', '/admin/sso', oidcForm);
+    expect(oidc.statusCode).toBe(400);
+    expect(oidc.payload).toContain('The issuer must use https.');
+    expect(oidc.payload).not.toContain(secret);
+    const tooLong = await support.b.submit('/admin/sso', '/admin/sso', { ...add, name: 'x'.repeat(201) });
+    expect(tooLong.statusCode).toBe(400);
+    expect(tooLong.payload).toContain('At most 200 characters.');
+    expect(await s.rt.federation.list()).toHaveLength(1);
+
+    // An operations user has no such permission: 403 to read, add and remove, and nothing changes.
+    const ops = await staffMember(s, 'ops@acme.example', ['operations']);
+    expect((await ops.b.get('/admin')).payload).not.toContain('href="/admin/sso"');
+    expect((await ops.b.get('/admin/sso')).statusCode).toBe(403);
+    const csrf = csrfFrom((await ops.b.get('/admin')).payload);
+    expect((await ops.b.post('/admin/sso', { _csrf: csrf, ...add, firmId: s.firmB.id })).statusCode).toBe(403);
+    expect((await ops.b.post(`/admin/sso/${conf.id}/remove`, { _csrf: csrf })).statusCode).toBe(403);
+    expect(await s.rt.federation.list()).toHaveLength(1);
+
+    const removed = await support.b.submit('/admin/sso', `/admin/sso/${conf.id}/remove`, {});
+    expect(removed.statusCode).toBe(200);
+    expect(removed.payload).toContain('Identity provider removed');
+    expect(removed.payload).toContain('No identity providers.');
+    expect(await s.rt.federation.list()).toHaveLength(0);
+    const gone = await support.b.submit('/admin/sso', `/admin/sso/${conf.id}/remove`, {});
+    expect(gone.statusCode).toBe(404);
+    // OpenID Connect: the redirect URI to register at the firm's provider; the secret never shown.
+    const birch = await support.b.submit('/admin/sso', '/admin/sso', {
+      ...oidcForm,
+      issuer: 'https://idp.birch.example',
+    });
+    expect(birch.statusCode).toBe(200);
+    const [birchConf] = await s.rt.federation.list();
+    expect(birch.payload).toContain(`${s.rt.environment.idp.publicUrl}/sso/oidc/${birchConf?.id}/callback`);
+    expect(birch.payload).not.toContain(secret);
+
+    const events = await s.rt.store.repos.audit.listEvents({ limit: 200 });
+    const lifecycle = events.filter(
+      (e) => e.action.startsWith('system.idp.lifecycle.') && e.outcome === 'success' && e.details.includes(conf.id),
+    );
+    expect(lifecycle.map((e) => [e.action, e.actor_id, e.target_id])).toEqual(
+      expect.arrayContaining([
+        ['system.idp.lifecycle.create', support.user.user.id, s.firm.id],
+        ['system.idp.lifecycle.delete', support.user.user.id, s.firm.id],
+      ]),
+    );
+    expect(lifecycle).toHaveLength(2);
+    for (const e of lifecycle) expect(JSON.parse(String(e.details))).toMatchObject({ idp: conf.id, via: 'console' });
+    expect(
+      events.some(
+        (e) => e.action.startsWith('system.idp.') && e.outcome === 'denied' && e.actor_id === ops.user.user.id,
+      ),
+    ).toBe(true);
   });
   it('the service, not the page, refuses an action outside the role', async () => {
     const target = await activateUser(s, 'someone@acme.example');

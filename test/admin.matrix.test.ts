@@ -65,6 +65,28 @@ async function report(f: Fixture, target: UserRow): Promise<string> {
   return id;
 }
 
+/** A firm of its own (a firm has at most one identity provider). */
+async function newFirmId(f: Fixture): Promise<string> {
+  const firm = await f.s.rt.accounts.createFirm(`Firm ${createId('f')}`);
+  if (!firm.ok) throw new Error('firm');
+  return firm.firm.id;
+}
+
+/** A firm of its own with an OpenID Connect identity provider (issue #8), added from the CLI. */
+async function firmWithIdp(f: Fixture): Promise<{ firmId: string; idpId: string }> {
+  const firmId = await newFirmId(f);
+  const r = await f.s.rt.federation.add({
+    protocol: 'oidc',
+    firmId,
+    name: 'Matrix IdP',
+    issuer: 'https://idp.matrix.example',
+    clientId: 'traqs',
+    clientSecret: 'secret',
+  });
+  if (!r.ok) throw new Error(r.detail);
+  return { firmId, idpId: r.value.id };
+}
+
 async function refreshToken(f: Fixture, target: UserRow): Promise<string> {
   const hash = hashBearerSecret(createBearerSecret());
   const now = f.s.clock();
@@ -292,6 +314,26 @@ const CASES: Case[] = [
     run: async (p, t, f) => f.s.admin.revokeRefreshToken(p, t.id, await refreshToken(f, t)),
   },
   // admin
+  // Firms' identity providers (issue #8)
+  { name: 'list identity providers', allowed: SUPPORT, run: (p, _t, f) => f.s.admin.listIdentityProviders(p) },
+  {
+    name: 'add an identity provider',
+    allowed: SUPPORT,
+    run: async (p, _t, f) =>
+      f.s.admin.addIdentityProvider(p, {
+        protocol: 'oidc',
+        firmId: await newFirmId(f),
+        name: 'Console IdP',
+        issuer: 'https://idp.console.example',
+        clientId: 'traqs',
+        clientSecret: 'secret',
+      }),
+  },
+  {
+    name: 'remove an identity provider',
+    allowed: SUPPORT,
+    run: async (p, _t, f) => f.s.admin.removeIdentityProvider(p, (await firmWithIdp(f)).idpId),
+  },
   { onUser: true, name: 'grant a role', allowed: ['admin'], run: (p, t, f) => f.s.admin.grantRole(p, t.id, 'support') },
   {
     onUser: true,

@@ -5,8 +5,8 @@ import type { AdminRole, Role } from '../accounts/model.ts';
  * deactivations and sees its own firm's users; Operations creates users, resends enrollment
  * emails, edits personal data, unlocks, suspends, deactivates and handles suspicious-activity
  * reports; Support resets factors after a lost device, sends password-reset links, unlocks,
- * switches users to federated sign-in, assigns apps and revokes refresh tokens; `admin` may do
- * everything. Checked on the server for every action (`authorize` in `service.ts`).
+ * switches users to federated sign-in, manages firms' identity providers, assigns apps and revokes
+ * refresh tokens; `admin` may do everything. Checked on the server for every action (`authorize` in `service.ts`).
  */
 export const PERMISSIONS = {
   'users.read': ['saa', 'operations', 'support', 'admin'],
@@ -34,6 +34,8 @@ export const PERMISSIONS = {
   'reports.read': ['operations', 'admin'],
   'reports.close': ['operations', 'admin'],
   'logs.read': ['operations', 'support', 'admin'],
+  /** Firms' identity providers for federated sign-in (issue #8): list, add, remove. */
+  'idp.manage': ['support', 'admin'],
   'roles.manage': ['admin'],
 } as const satisfies Record<string, readonly AdminRole[]>;
 

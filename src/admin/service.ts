@@ -6,6 +6,7 @@ import { issueEmailLink } from '../authn/email-links.ts';
 import type { FactorRow } from '../authn/factors/repository.ts';
 import type { Config, EnvironmentConfig } from '../config/schema.ts';
 import type { Repositories, Store } from '../db/store.ts';
+import type { AddIdentityProviderInput, FederationService, IdentityProviderView } from '../federation/service.ts';
 import {
   type Clock,
   constantTimeEqual,
@@ -322,6 +323,14 @@ export interface AdminServiceDeps {
   random: RandomBytes;
   notifier: Notifier;
   accounts: AccountService;
+  /** Firms' identity providers (issue #8); absent, the identity-provider actions are refused. */
+  federation?: FederationService;
+}
+
+/** The identity providers and the firms they may be added to (the console's "Firm single sign-on"). */
+export interface IdentityProviderOverview {
+  providers: (IdentityProviderView & { firmName: string | null })[];
+  firms: { id: string; name: string }[];
 }
 
 export function createAdminService(deps: AdminServiceDeps) {
@@ -330,6 +339,12 @@ export function createAdminService(deps: AdminServiceDeps) {
   const programmaticUrl = `${deps.environment.portal.publicUrl}/api/programmatic`;
 
   const actorIdOf = (p: Principal) => p.userId ?? p.apiTokenId ?? null;
+  const federationActorOf = (p: Principal) => ({
+    actorId: actorIdOf(p),
+    ip: p.ip ?? null,
+    userAgent: p.userAgent ?? null,
+    via: p.via ?? 'cli',
+  });
 
   /** Who the audit log and the emails name as having done it. */
   function teamOf(p: Principal, natural: AdminTeam): AdminTeam {
@@ -744,6 +759,42 @@ export function createAdminService(deps: AdminServiceDeps) {
       const denied = await authorize(p, 'logs.read', 'admin.logs.read');
       if (denied) return denied;
       return { ok: true, value: await store.repos.adminQueries.pageAuditEvents(query) };
+    },
+
+    // ---------------------------------------------------------------- identity providers (issue #8)
+
+    /** Every firm's identity provider (never a secret), and the firms, for Support. */
+    async listIdentityProviders(p: Principal): Promise<AdminResult<IdentityProviderOverview>> {
+      const denied = await authorize(p, 'idp.manage', 'system.idp.read');
+      if (denied) return denied;
+      if (!deps.federation) return fail('INVALID_STATE', 'Federated sign-in is not available here.');
+      const firms = (await store.repos.firms.listFirms()).map((f) => ({ id: f.id, name: f.name }));
+      const names = new Map(firms.map((f) => [f.id, f.name]));
+      const providers = (await deps.federation.list()).map((v) => ({ ...v, firmName: names.get(v.firmId) ?? null }));
+      return { ok: true, value: { providers, firms } };
+    },
+
+    /** Adds a firm's identity provider; the federation service validates and audits it with `p` as actor. */
+    async addIdentityProvider(
+      p: Principal,
+      input: AddIdentityProviderInput,
+    ): Promise<AdminResult<IdentityProviderView>> {
+      const denied = await authorize(p, 'idp.manage', 'system.idp.lifecycle.create', { firmId: input.firmId });
+      if (denied) return denied;
+      if (!deps.federation) return fail('INVALID_STATE', 'Federated sign-in is not available here.');
+      const r = await deps.federation.add(input, federationActorOf(p));
+      return r.ok ? r : fail('INVALID_INPUT', r.detail);
+    },
+
+    /** Removes an identity provider: the firm's federated users cannot sign in until another is added. */
+    async removeIdentityProvider(p: Principal, id: string): Promise<AdminResult<null>> {
+      const denied = await authorize(p, 'idp.manage', 'system.idp.lifecycle.delete');
+      if (denied) return denied;
+      if (!deps.federation) return fail('INVALID_STATE', 'Federated sign-in is not available here.');
+      if (!id || id.length > 64 || !(await deps.federation.remove(id, federationActorOf(p)))) {
+        return fail('NOT_FOUND', 'No such identity provider.');
+      }
+      return { ok: true, value: null };
     },
 
     /** Users and API tokens by id, to name the actors and targets of audit events. */

@@ -65,6 +65,19 @@ export type AddIdentityProviderInput =
       userClaim?: string;
     };
 
+/**
+ * Who adds or removes a configuration, for the audit log: an administrator in the Support console
+ * (actor id, address, browser) or the operator's shell (`traqs idp`, recorded as the system).
+ */
+export interface FederationActor {
+  actorId: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  via: 'console' | 'api' | 'cli';
+}
+
+const CLI_ACTOR: FederationActor = { actorId: null, ip: null, userAgent: null, via: 'cli' };
+
 /** `idp add`: the new configuration, or why it was refused (said to the operator). */
 export type AddResult = { ok: true; value: IdentityProviderView } | { ok: false; detail: string };
 
@@ -205,7 +218,7 @@ export function createFederationService(deps: FederationDeps) {
     spOf,
     publicUrl: deps.publicUrl,
 
-    async add(input: AddIdentityProviderInput): Promise<AddResult> {
+    async add(input: AddIdentityProviderInput, actor: FederationActor = CLI_ACTOR): Promise<AddResult> {
       const firm = await store.repos.firms.findFirmById(input.firmId);
       if (!firm) return { ok: false, detail: 'No such firm.' };
       if (await store.repos.federation.findIdentityProviderOfFirm(firm.id)) {
@@ -273,13 +286,13 @@ export function createFederationService(deps: FederationDeps) {
         await repos.federation.createIdentityProvider(row);
         await repos.audit.recordEvent({
           at: now,
-          actorId: null,
+          actorId: actor.actorId,
           action: 'system.idp.lifecycle.create',
           targetId: firm.id,
           outcome: 'success',
-          ip: null,
-          userAgent: null,
-          details: { idp: id, protocol: settings.protocol, via: 'cli' },
+          ip: actor.ip,
+          userAgent: actor.userAgent,
+          details: { idp: id, protocol: settings.protocol, via: actor.via },
         });
       });
       return { ok: true, value: viewOf(row) };
@@ -294,19 +307,19 @@ export function createFederationService(deps: FederationDeps) {
       return row ? viewOf(row) : undefined;
     },
 
-    async remove(id: string): Promise<boolean> {
+    async remove(id: string, actor: FederationActor = CLI_ACTOR): Promise<boolean> {
       return store.transaction(async (repos) => {
         const row = await repos.federation.findIdentityProvider(id);
         if (!row || !(await repos.federation.deleteIdentityProvider(id))) return false;
         await repos.audit.recordEvent({
           at: clock(),
-          actorId: null,
+          actorId: actor.actorId,
           action: 'system.idp.lifecycle.delete',
           targetId: row.firm_id,
           outcome: 'success',
-          ip: null,
-          userAgent: null,
-          details: { idp: id, via: 'cli' },
+          ip: actor.ip,
+          userAgent: actor.userAgent,
+          details: { idp: id, via: actor.via },
         });
         return true;
       });

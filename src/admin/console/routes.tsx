@@ -17,9 +17,13 @@ import {
   type AuditFilterForm,
   AuditPage,
   type ConsoleLinks,
+  EMPTY_IDP_FORM,
   type FirmIdentityProvider,
   FirmPage,
   ForbiddenPage,
+  IDP_FIELD_MAX,
+  type IdentityProviderForm,
+  IdentityProvidersPage,
   LandingPage,
   type NewUserForm,
   type Notice,
@@ -49,6 +53,11 @@ const ID = /^[A-Za-z0-9]{1,64}$/;
 /** Where "Verify it's you" may return to: console pages only (OWASP Unvalidated Redirects). */
 const NEXT = /^\/admin(?:\/[A-Za-z0-9_-]{1,64}){0,3}$/;
 const VIEW_LIMIT = 200;
+/**
+ * `POST /admin/sso` only: pasted IdP metadata may be 256 KiB, and URL-encoding can triple it (every
+ * `<` is `%3C`); every other form keeps the 64 KiB limit of `setupWeb`.
+ */
+const SSO_BODY_LIMIT = 1024 * 1024;
 const EXPORT_LIMIT = 10_000;
 
 const str = (max: number) => z.string().max(max).default('');
@@ -70,6 +79,7 @@ function linksFor(p: Principal): ConsoleLinks {
     firm: hasPermission(p.roles, 'requests.create'),
     operations: hasPermission(p.roles, 'requests.decide'),
     support: hasPermission(p.roles, 'factors.reset'),
+    sso: hasPermission(p.roles, 'idp.manage'),
     audit: hasPermission(p.roles, 'logs.read'),
   };
 }
@@ -476,6 +486,121 @@ export function registerAdminConsoles(app: FastifyInstance, deps: AdminConsoleDe
   userAction('assign-app', false, (p, id, b) => admin.assignApp(p, id, b.app), 'App assigned.');
   userAction('unassign-app', false, (p, id, b) => admin.unassignApp(p, id, b.app), 'App unassigned.');
   userAction('revoke-token', true, (p, id, b) => admin.revokeRefreshToken(p, id, b.tokenId), 'Refresh token revoked.');
+
+  // ------------------------------------------------------------------ firm single sign-on (issue #8)
+
+  type IdpErrors = Partial<Record<keyof IdentityProviderForm | 'form', string>>;
+
+  async function renderSso(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    options: { notice?: Notice; form?: IdentityProviderForm; errors?: IdpErrors } = {},
+    status = 200,
+  ) {
+    const s = staff(req);
+    const overview = await admin.listIdentityProviders(s.principal);
+    if (!overview.ok) {
+      return overview.code === 'DENIED'
+        ? forbidden(reply, s, 'Firm single sign-on is managed by technical support.')
+        : sendPage(reply, <ForbiddenPage ctx={pageCtx(reply, s)} message={overview.message} />, 404);
+    }
+    return sendPage(
+      reply,
+      <IdentityProvidersPage
+        ctx={pageCtx(reply, s)}
+        links={linksFor(s.principal)}
+        providers={overview.value.providers.map((v) => ({ ...v, firmName: v.firmName ?? v.firmId }))}
+        firms={overview.value.firms}
+        form={options.form ?? EMPTY_IDP_FORM}
+        errors={options.errors ?? {}}
+        notice={options.notice}
+      />,
+      status,
+    );
+  }
+
+  app.get('/admin/sso', get, async (req, reply) => renderSso(req, reply));
+
+  /** The Add form's values (the secret apart, never sent back) and the fields in error. */
+  function idpFormOf(body: unknown): { form: IdentityProviderForm; clientSecret: string; errors: IdpErrors } {
+    const raw = (body ?? {}) as Record<string, unknown>;
+    const errors: IdpErrors = {};
+    const limits = Object.entries(IDP_FIELD_MAX) as [keyof typeof IDP_FIELD_MAX, number][];
+    const parsed = z.object(Object.fromEntries(limits.map(([k, max]) => [k, str(max)]))).safeParse(raw);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) {
+        const key = String(issue.path[0] ?? '') as keyof typeof IDP_FIELD_MAX;
+        const max = IDP_FIELD_MAX[key];
+        if (max && key !== 'clientSecret') errors[key] = `At most ${max.toLocaleString('en-US')} characters.`;
+        else errors.form = max ? `The client secret is longer than ${max} characters.` : 'Fill in the form again.';
+      }
+    }
+    const text = (key: keyof typeof IDP_FIELD_MAX) =>
+      typeof raw[key] === 'string' ? raw[key].slice(0, IDP_FIELD_MAX[key]) : '';
+    const form: IdentityProviderForm = {
+      firmId: text('firmId'),
+      name: text('name').trim(),
+      protocol: text('protocol'),
+      metadataXml: text('metadataXml'),
+      userAttribute: text('userAttribute').trim(),
+      issuer: text('issuer').trim(),
+      clientId: text('clientId').trim(),
+      userClaim: text('userClaim').trim() || EMPTY_IDP_FORM.userClaim,
+    };
+    if (!form.firmId) errors.firmId ??= 'Choose a firm.';
+    if (!form.name) errors.name ??= 'Enter a display name.';
+    if (form.protocol !== 'saml' && form.protocol !== 'oidc') errors.protocol = 'Choose SAML 2.0 or OpenID Connect.';
+    if (form.protocol === 'saml' && !form.metadataXml.trim()) errors.metadataXml ??= "Paste the IdP's metadata XML.";
+    if (form.protocol === 'oidc' && !form.issuer) errors.issuer ??= 'Enter the issuer URL.';
+    if (form.protocol === 'oidc' && !form.clientId) errors.clientId ??= 'Enter the client id.';
+    return { form, clientSecret: text('clientSecret'), errors };
+  }
+
+  app.post('/admin/sso', { ...post, bodyLimit: SSO_BODY_LIMIT }, async (req, reply) => {
+    const s = staff(req);
+    if (can(s.principal, 'idp.manage') && needsVerification(reply, s, '/admin/sso')) return reply;
+    const { form: f, clientSecret, errors } = idpFormOf(req.body);
+    // Without the permission the page answers 403 whatever was posted (`renderSso` asks the service).
+    if (Object.keys(errors).length) return renderSso(req, reply, { form: f, errors }, 400);
+    const result = await admin.addIdentityProvider(
+      s.principal,
+      f.protocol === 'saml'
+        ? {
+            protocol: 'saml',
+            firmId: f.firmId,
+            name: f.name,
+            metadataXml: f.metadataXml,
+            metadataSource: 'pasted in the Support console',
+            ...(f.userAttribute ? { userAttribute: f.userAttribute } : {}),
+          }
+        : {
+            protocol: 'oidc',
+            firmId: f.firmId,
+            name: f.name,
+            issuer: f.issuer,
+            clientId: f.clientId,
+            clientSecret,
+            userClaim: f.userClaim,
+          },
+    );
+    if (!result.ok) {
+      if (result.code === 'DENIED') return forbidden(reply, s, result.message);
+      return renderSso(req, reply, { form: f, errors: { form: result.message } }, statusOf(result));
+    }
+    const v = result.value;
+    const ours =
+      v.protocol === 'saml' ? `our SP metadata URL ${v.sp.metadataUrl}` : `the redirect URI ${v.sp.redirectUri}`;
+    return renderSso(req, reply, { notice: { ok: true, text: `Added ${v.name}. Give the firm ${ours}.` } });
+  });
+
+  app.post('/admin/sso/:id/remove', post, async (req, reply) => {
+    const s = staff(req);
+    if (can(s.principal, 'idp.manage') && needsVerification(reply, s, '/admin/sso')) return reply;
+    const result = await admin.removeIdentityProvider(s.principal, paramId(req) ?? '');
+    if (!result.ok && result.code === 'DENIED') return forbidden(reply, s, result.message);
+    const removed = "Identity provider removed: the firm's federated users cannot sign in until another is added.";
+    return renderSso(req, reply, { notice: noticeOf(result, removed) }, statusOf(result));
+  });
 
   // ------------------------------------------------------------------ audit log
 

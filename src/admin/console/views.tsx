@@ -17,19 +17,21 @@ export interface ConsoleLinks {
   firm: boolean;
   operations: boolean;
   support: boolean;
+  /** Firms' identity providers (issue #8). */
+  sso: boolean;
   audit: boolean;
 }
 
 const when = (ms: number | null | undefined) => (ms ? formatTime(ms) : '—');
 
-function NoticeBox({ notice }: { notice?: Notice | undefined }) {
+function NoticeBox({ notice, id }: { notice?: Notice | undefined; id?: string }) {
   if (!notice) return null;
   return notice.ok ? (
-    <p class="notice" role="status">
+    <p class="notice" id={id} role="status">
       {notice.text}
     </p>
   ) : (
-    <p class="alert" role="alert">
+    <p class="alert" id={id} role="alert">
       {notice.text}
     </p>
   );
@@ -42,6 +44,7 @@ function Nav({ links }: { links: ConsoleLinks }) {
       {links.firm ? <a href="/admin/firm">Firm (SAA)</a> : null}
       {links.operations ? <a href="/admin/operations">Operations</a> : null}
       {links.support ? <a href="/admin/support">Support</a> : null}
+      {links.sso ? <a href="/admin/sso">Firm single sign-on</a> : null}
       {links.audit ? <a href="/admin/audit">Audit log</a> : null}
     </nav>
   );
@@ -123,6 +126,11 @@ export function LandingPage({ ctx, links }: { ctx: PageContext; links: ConsoleLi
         {links.support ? (
           <li>
             <a href="/admin/support">Support</a> — lost devices, password-reset emails, federated sign-on, apps.
+          </li>
+        ) : null}
+        {links.sso ? (
+          <li>
+            <a href="/admin/sso">Firm single sign-on</a> — firms' identity providers (SAML 2.0, OpenID Connect).
           </li>
         ) : null}
         {links.audit ? (
@@ -344,6 +352,11 @@ export function SupportPage(props: {
   return (
     <ConsolePage ctx={props.ctx} links={props.links} title="Support">
       <p>Find the caller, then reset a lost device, send a password-reset email, unlock, or fix app access.</p>
+      {props.links.sso ? (
+        <p>
+          Firms' identity providers for federated sign-in: <a href="/admin/sso">Firm single sign-on</a>.
+        </p>
+      ) : null}
       <SearchForm action="/admin/support" q={props.q} />
       {props.found ? <UserTable users={props.found} /> : null}
     </ConsolePage>
@@ -441,7 +454,8 @@ export function UserPage(props: {
             <dd data-firm-idp="">
               {props.firmIdp
                 ? `${props.firmIdp.name} (${props.firmIdp.protocol === 'saml' ? 'SAML 2.0' : 'OpenID Connect'}, ${props.firmIdp.id})`
-                : 'none configured (npx traqs idp add)'}
+                : 'none configured (npx traqs idp add)'}{' '}
+              {props.links.sso ? <a href="/admin/sso">Manage firm single sign-on</a> : null}
             </dd>
           </>
         ) : null}
@@ -725,5 +739,263 @@ function OtherVerifyMethods(props: { factors: FactorRow[]; chosen: FactorRow; ne
         </li>
       ))}
     </ul>
+  );
+}
+
+/** The "Add" form of "Firm single sign-on" as last submitted (never the client secret). */
+export interface IdentityProviderForm {
+  firmId: string;
+  name: string;
+  protocol: string;
+  metadataXml: string;
+  userAttribute: string;
+  issuer: string;
+  clientId: string;
+  userClaim: string;
+}
+
+export const EMPTY_IDP_FORM: IdentityProviderForm = {
+  firmId: '',
+  name: '',
+  protocol: 'saml',
+  metadataXml: '',
+  userAttribute: '',
+  issuer: '',
+  clientId: '',
+  userClaim: 'email',
+};
+
+/** Field limits, the same on the page and in the route's validation. */
+export const IDP_FIELD_MAX = {
+  firmId: 64,
+  name: 200,
+  protocol: 10,
+  metadataXml: 256 * 1024,
+  userAttribute: 256,
+  issuer: 1024,
+  clientId: 256,
+  clientSecret: 1024,
+  userClaim: 256,
+} as const;
+
+/** One row of "Firm single sign-on": what `traqs idp show` prints, without secrets. */
+export interface IdentityProviderRowView {
+  id: string;
+  firmName: string;
+  name: string;
+  protocol: 'saml' | 'oidc';
+  createdAt: number;
+  /** SAML: our SP metadata and ACS URLs; OIDC: the redirect URI to register at the provider. */
+  sp: { metadataUrl: string; acsUrl: string; redirectUri: string };
+}
+
+function IdpField(props: {
+  id: string;
+  name: keyof IdentityProviderForm;
+  label: string;
+  form: IdentityProviderForm;
+  errors: Partial<Record<string, string>>;
+  hint?: string;
+  required?: boolean;
+}) {
+  const error = props.errors[props.name];
+  const describedBy = [props.hint ? `${props.id}-hint` : '', error ? `${props.id}-error` : ''].filter(Boolean);
+  return (
+    <>
+      <label for={props.id}>{props.label}</label>
+      {props.hint ? (
+        <p class="hint" id={`${props.id}-hint`}>
+          {props.hint}
+        </p>
+      ) : null}
+      <input
+        type="text"
+        id={props.id}
+        name={props.name}
+        value={props.form[props.name]}
+        maxLength={IDP_FIELD_MAX[props.name]}
+        autocomplete="off"
+        required={props.required}
+        aria-invalid={error ? 'true' : undefined}
+        aria-describedby={describedBy.length ? describedBy.join(' ') : undefined}
+      />
+      <FieldError id={`${props.id}-error`} error={error} />
+    </>
+  );
+}
+
+function FieldError({ id, error }: { id: string; error: string | undefined }) {
+  return error ? (
+    <p class="field-error" id={id} role="alert">
+      {error}
+    </p>
+  ) : null;
+}
+
+/**
+ * "Firm single sign-on" (issue #8): every firm's identity provider with our side of it, a Remove
+ * button each, and the Add form. SAML metadata is pasted, never fetched by URL from here (SSRF).
+ */
+export function IdentityProvidersPage(props: {
+  ctx: PageContext;
+  links: ConsoleLinks;
+  providers: IdentityProviderRowView[];
+  firms: { id: string; name: string }[];
+  form: IdentityProviderForm;
+  /** The Add form's problem: the service's message (`form`) or a field's. */
+  errors: Partial<Record<keyof IdentityProviderForm | 'form', string>>;
+  notice?: Notice | undefined;
+}) {
+  const { ctx, form: f, errors } = props;
+  const oidc = f.protocol === 'oidc';
+  return (
+    <ConsolePage ctx={ctx} links={props.links} title="Firm single sign-on" notice={props.notice}>
+      <p>
+        A firm's identity provider signs in its users whose sign-in mode is federated (switched on the user page). One
+        per firm. Give the firm our side: the SP metadata URL (SAML) or the redirect URI (OpenID Connect).
+      </p>
+      <h2>Identity providers</h2>
+      {props.providers.length ? (
+        <table class="compact">
+          <thead>
+            <tr>
+              <th>Firm</th>
+              <th>Name</th>
+              <th>Protocol</th>
+              <th>Created</th>
+              <th>Our side</th>
+              <th>Action</th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.providers.map((v) => (
+              <tr key={v.id} data-idp={v.id}>
+                <td>{v.firmName}</td>
+                <td>
+                  {v.name} <span class="hint">({v.id})</span>
+                </td>
+                <td>{v.protocol === 'saml' ? 'SAML 2.0' : 'OpenID Connect'}</td>
+                <td>{when(v.createdAt)}</td>
+                <td>
+                  {v.protocol === 'saml' ? (
+                    <dl>
+                      <dt>SP metadata URL</dt>
+                      <dd>
+                        <a href={v.sp.metadataUrl}>{v.sp.metadataUrl}</a>
+                      </dd>
+                      <dt>ACS URL (HTTP-POST)</dt>
+                      <dd>{v.sp.acsUrl}</dd>
+                    </dl>
+                  ) : (
+                    <dl>
+                      <dt>Redirect URI</dt>
+                      <dd>{v.sp.redirectUri}</dd>
+                    </dl>
+                  )}
+                </td>
+                <td>
+                  <ActionForm ctx={ctx} action={`/admin/sso/${v.id}/remove`} label={`Remove ${v.name}`} danger />
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : (
+        <p>No identity providers.</p>
+      )}
+      <h2>Add an identity provider</h2>
+      <NoticeBox id="idp-add-error" notice={errors.form ? { ok: false, text: errors.form } : undefined} />
+      <form
+        method="post"
+        action="/admin/sso"
+        novalidate
+        aria-describedby={errors.form ? 'idp-add-error' : undefined}
+        data-idp-add=""
+      >
+        <Csrf ctx={ctx} />
+        <label for="i-firmId">Firm</label>
+        <select
+          id="i-firmId"
+          name="firmId"
+          required
+          aria-invalid={errors.firmId ? 'true' : undefined}
+          aria-describedby={errors.firmId ? 'i-firmId-error' : undefined}
+        >
+          <option value="" selected={!f.firmId}>
+            Choose a firm
+          </option>
+          {props.firms.map((firm) => (
+            <option key={firm.id} value={firm.id} selected={f.firmId === firm.id}>
+              {firm.name}
+            </option>
+          ))}
+        </select>
+        <FieldError id="i-firmId-error" error={errors.firmId} />
+        <IdpField id="i-name" name="name" label="Display name" hint='e.g. "Acme Entra ID"' form={f} errors={errors} />
+        <fieldset>
+          <legend>Protocol</legend>
+          <label>
+            <input type="radio" name="protocol" value="saml" checked={!oidc} /> SAML 2.0
+          </label>
+          <label>
+            <input type="radio" name="protocol" value="oidc" checked={oidc} /> OpenID Connect
+          </label>
+          <FieldError id="i-protocol-error" error={errors.protocol} />
+        </fieldset>
+        <fieldset>
+          <legend>SAML 2.0</legend>
+          <label for="i-metadataXml">IdP metadata XML</label>
+          <p class="hint" id="i-metadataXml-hint">
+            Paste the metadata XML the firm gives you (up to 256 KiB). The console does not fetch metadata by URL: a
+            server fetching addresses typed into a page can be turned against internal systems (SSRF). To read it from a
+            URL or a file, use <code>npx traqs idp add --metadata</code>.
+          </p>
+          <textarea
+            id="i-metadataXml"
+            name="metadataXml"
+            rows={8}
+            maxLength={IDP_FIELD_MAX.metadataXml}
+            spellcheck={false}
+            aria-invalid={errors.metadataXml ? 'true' : undefined}
+            aria-describedby={['i-metadataXml-hint', errors.metadataXml ? 'i-metadataXml-error' : '']
+              .filter(Boolean)
+              .join(' ')}
+          >
+            {f.metadataXml}
+          </textarea>
+          <FieldError id="i-metadataXml-error" error={errors.metadataXml} />
+          <IdpField
+            id="i-userAttribute"
+            name="userAttribute"
+            label="User attribute (optional)"
+            hint="The attribute holding the username; empty: the NameID (email address)."
+            form={f}
+            errors={errors}
+          />
+        </fieldset>
+        <fieldset>
+          <legend>OpenID Connect</legend>
+          <IdpField
+            id="i-issuer"
+            name="issuer"
+            label="Issuer URL"
+            hint="https; discovery at {issuer}/.well-known/openid-configuration."
+            form={f}
+            errors={errors}
+          />
+          <IdpField id="i-clientId" name="clientId" label="Client id" form={f} errors={errors} />
+          <label for="i-clientSecret">Client secret</label>
+          <input
+            type="password"
+            id="i-clientSecret"
+            name="clientSecret"
+            maxLength={IDP_FIELD_MAX.clientSecret}
+            autocomplete="off"
+          />
+          <IdpField id="i-userClaim" name="userClaim" label="User claim" form={f} errors={errors} />
+        </fieldset>
+        <button type="submit">Add identity provider</button>
+      </form>
+    </ConsolePage>
   );
 }
