@@ -6,16 +6,18 @@ afterEach(async () => {
   await s?.close();
 });
 
+/** A wrong password at the Authentication API from `ip`. */
+const attempt = (ip: string) =>
+  s.app.inject({
+    method: 'POST',
+    url: '/api/v1/authn',
+    remoteAddress: ip,
+    payload: { username: 'nobody@acme.example', password: 'guess guess guess' },
+  });
+
 describe('per-IP rate limit in front of sign-in', () => {
   it('answers 429 with Retry-After and an Okta error once an address exceeds the limit', async () => {
     s = await createTestStack({ overrides: { policy: { authRequestsPerMinutePerIp: 5 } } });
-    const attempt = (ip: string) =>
-      s.app.inject({
-        method: 'POST',
-        url: '/api/v1/authn',
-        remoteAddress: ip,
-        payload: { username: 'nobody@acme.example', password: 'guess guess guess' },
-      });
     const statuses = [];
     for (let i = 0; i < 6; i++) statuses.push((await attempt('198.51.100.9')).statusCode);
     expect(statuses).toEqual([401, 401, 401, 401, 401, 429]);
@@ -26,5 +28,34 @@ describe('per-IP rate limit in front of sign-in', () => {
     // Another address is not affected, and pages (GET) are never limited.
     expect((await attempt('198.51.100.10')).statusCode).toBe(401);
     expect((await s.app.inject({ method: 'GET', url: '/signin', remoteAddress: '198.51.100.9' })).statusCode).toBe(200);
+  });
+
+  it('counts an IPv6 /64 as one address: rotating within it does not reset the count', async () => {
+    s = await createTestStack({ overrides: { policy: { authRequestsPerMinutePerIp: 3 } } });
+    const statuses = [];
+    for (let i = 1; i <= 4; i++) statuses.push((await attempt(`2001:db8:1:2::${i}`)).statusCode);
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    expect((await attempt('2001:db8:1:3::1')).statusCode).toBe(401);
+  });
+
+  it("gives a second factor's verify (push polling) its own, larger budget, and keeps the password's", async () => {
+    s = await createTestStack({ overrides: { policy: { authRequestsPerMinutePerIp: 3 } } });
+    const ip = '198.51.100.20';
+    const poll = () =>
+      s.app.inject({
+        method: 'POST',
+        url: '/api/v1/authn/factors/opfunknown00000001/verify',
+        remoteAddress: ip,
+        payload: { stateToken: 'not-a-state-token' },
+      });
+    // Ten times the limit of polls from one address (a firm's users waiting for pushes) pass…
+    const polls = [];
+    for (let i = 0; i < 30; i++) polls.push((await poll()).statusCode);
+    expect(polls.every((status) => status !== 429)).toBe(true);
+    expect((await poll()).statusCode).toBe(429);
+    // …and did not use up the password budget of that address, which still stops at 3.
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await attempt(ip)).statusCode);
+    expect(statuses).toEqual([401, 401, 401, 429]);
   });
 });

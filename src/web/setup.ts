@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import fastifyCookie from '@fastify/cookie';
 import fastifyCsrf from '@fastify/csrf-protection';
 import fastifyFormbody from '@fastify/formbody';
-import fastifyRateLimit from '@fastify/rate-limit';
+import fastifyRateLimit, { normalizeIP } from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { h } from 'preact';
@@ -98,6 +98,11 @@ function classify(err: FastifyError): { name: OktaErrorName; causes: string[] } 
   }
 }
 
+/** `POST /api/v1/authn/factors/{id}/verify` (a code, a FastPass answer, or a push poll). */
+const FACTOR_VERIFY_PATH = /^\/api\/v1\/authn\/factors\/[^/?]+\/verify(?:\?|$)/;
+/** How many times the per-IP limit a second factor's `verify` allows (see `setupWeb`). */
+const FACTOR_VERIFY_BUDGET = 10;
+
 /**
  * Security and presentation plumbing shared by every service: cookies, form bodies, CSRF tokens,
  * security headers with a strict CSP, static assets, and one error handler that never leaks a
@@ -122,13 +127,24 @@ export async function setupWeb(app: FastifyInstance, setup: WebSetup): Promise<v
   });
   // Per-IP limit in front of every credential check and state change (OWASP ASVS 2.2.1); the
   // account lockout counter behind it stops a slow guesser, this stops a fast one. Counters are
-  // per process: several nodes each allow the limit.
+  // per process: several nodes each allow the limit. IPv6 addresses count per /64, which one
+  // subscriber usually holds whole (rotating within it must not reset the count).
+  //
+  // A second factor's `verify` has a budget of its own, FACTOR_VERIFY_BUDGET times larger: it is
+  // reached only with the state token of a correct password, every wrong code counts toward that
+  // user's lockout, and okta-auth-js polls a push there every 500 ms while its user reads the
+  // number, so a firm's users behind one address would otherwise be refused while waiting.
+  const verifyKey = (ip: string) => `${ip} factor-verify`;
   await app.register(fastifyRateLimit, {
     global: true,
-    max: setup.postsPerMinutePerIp,
+    max: (_req, key) =>
+      key.endsWith(' factor-verify') ? setup.postsPerMinutePerIp * FACTOR_VERIFY_BUDGET : setup.postsPerMinutePerIp,
     timeWindow: 60_000,
     allowList: (req) => req.method !== 'POST',
-    keyGenerator: (req) => req.ip,
+    keyGenerator: (req) => {
+      const ip = normalizeIP(req.ip);
+      return FACTOR_VERIFY_PATH.test(req.url) ? verifyKey(ip) : ip;
+    },
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
   });
   await app.register(fastifyStatic, {

@@ -12,6 +12,7 @@ import { generateTotp } from '../../src/authn/factors/totp/totp.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { migrateToLatest, openDatabase } from '../../src/db/database.ts';
 import { createStore } from '../../src/db/store.ts';
+import { createTestSamlIdp } from '../helpers/federation.ts';
 import { freePorts, repoRoot } from '../helpers/product-process.ts';
 import { CHROMIUM, missingTools } from '../helpers/real-browser.ts';
 import { createMemoryTransport, createTestClock } from '../helpers/stack.ts';
@@ -166,6 +167,18 @@ describe.skipIf(missingTools.length > 0 && !process.env.CI)('administration cons
     await page.getByRole('button', { name: 'Reset all methods (lost device)' }).click();
     await page.getByText('All security methods reset').waitFor();
     await shot(page, 'support-reset');
+
+    // The firm's identity provider, from pasted SAML metadata (verified a moment ago: no new check).
+    const idp = createTestSamlIdp('https://idp.acme.example/saml', 'https://idp.acme.example/sso');
+    await page.goto(`${s.url}/admin/support`);
+    await page.getByRole('link', { name: 'Firm single sign-on' }).first().click();
+    await page.getByLabel('Firm').selectOption({ label: 'Acme Securities' });
+    await page.getByLabel('Display name').fill('Acme Entra ID');
+    await page.getByLabel('SAML 2.0').check();
+    await page.getByLabel('IdP metadata XML').fill(idp.metadataXml);
+    await page.getByRole('button', { name: 'Add identity provider' }).click();
+    await page.getByText('Added Acme Entra ID. Give the firm our SP metadata URL').waitFor();
+    await shot(page, 'support-sso');
     await context.close();
     expect(await s.rt.store.repos.factors.listActiveFactors(caller.user.id)).toHaveLength(0);
 
