@@ -81,7 +81,8 @@ export async function openEnvironment(
   const emailContext = { environment, contacts: config.contacts };
   const reports = createReportService({ store, environment, clock, random });
   const notifier = createNotifier(emailContext, clock, reports.link);
-  const seeds = createSeedVault(createSecretBox(keys.secretBoxKey), {
+  const secretBox = createSecretBox(keys.secretBoxKey);
+  const seeds = createSeedVault(secretBox, {
     issuer: `TRAQS ${environment.label}`,
     stepSeconds: config.policy.totpStepSeconds,
     driftSteps: config.policy.totpDriftSteps,
@@ -89,11 +90,13 @@ export async function openEnvironment(
   const attempts = createAttemptGuard({ store, policy: config.policy, environment, clock, random, notifier });
   // DESIGN, "Storage and scale": a push answered on one node reaches a sign-in waiting on another.
   const databaseUrl = environment.databaseUrl;
+  const postgres =
+    !deps.store && databaseUrl && /^postgres(ql)?:\/\//.test(databaseUrl) ? splitPostgresUrl(databaseUrl) : undefined;
   const signals =
     deps.signals ??
-    (!deps.store && databaseUrl && /^postgres(ql)?:\/\//.test(databaseUrl)
-      ? createPostgresSignals(splitPostgresUrl(databaseUrl).url, {
-          schema: splitPostgresUrl(databaseUrl).schema,
+    (postgres
+      ? createPostgresSignals(postgres.url, {
+          schema: postgres.schema,
           onError: (err) => logger.warn({ err }, 'Push signal connection failed'),
         })
       : createInProcessSignals());
@@ -102,7 +105,7 @@ export async function openEnvironment(
     policy: config.policy,
     clock,
     random,
-    secretBox: createSecretBox(keys.secretBoxKey),
+    secretBox,
     seeds,
     signals,
     attempts,
@@ -133,7 +136,7 @@ export async function openEnvironment(
   const accounts = createAccountService({ store, config, environment, clock, random, notifier });
   const federation = createFederationService({
     store,
-    secretBox: createSecretBox(keys.secretBoxKey),
+    secretBox,
     clock,
     random,
     authn,
@@ -304,13 +307,9 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
     page,
   });
   registerSignInPages(app, {
+    ...sessionSettings,
     federatedSignIn: federated.sendToIdp,
-    authn: rt.authn,
-    sessions: rt.sessions,
-    cookiePrefix: prefix,
-    secureCookies,
     transactionMinutes: config.policy.transactionMinutes,
-    sessionAbsoluteHours: config.policy.sessionAbsoluteHours,
     passwordMinLength: config.policy.passwordMinLength,
     lockoutMinutes: config.policy.lockoutAutoUnlockMinutes,
     lockoutsBeforeSupportUnlock: config.policy.lockoutsBeforeSupportUnlock,

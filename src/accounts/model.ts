@@ -26,3 +26,18 @@ export type AuthMode = (typeof AUTH_MODES)[number];
 
 /** Statuses in which a password sign-in may proceed. */
 export const SIGN_IN_STATUSES: readonly UserStatus[] = ['ACTIVE', 'RECOVERY', 'PASSWORD_EXPIRED'];
+
+/** Reads `users.preferences`; anything unreadable counts as the defaults. */
+export function parsePreferences(json: string): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(json);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** The "send push automatically" preference (FAQ): the push goes out once the password is accepted. */
+export function wantsAutoPush(user: { preferences: string }): boolean {
+  return parsePreferences(user.preferences).autoPush === true;
+}

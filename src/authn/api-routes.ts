@@ -134,11 +134,16 @@ export function registerAuthnApi(
       ? { credentialId: t.credentialIds?.get(f.id) ?? null, authenticatorName: f.name }
       : { credentialId: t.user.login };
 
-  const factorJson = (f: FactorRow, t: Pick<TransactionView, 'user' | 'credentialIds'>) => ({
+  /** The fields every factor object of Okta's answers starts with. */
+  const factorBase = (f: FactorRow) => ({
     id: f.id,
     factorType: f.factor_type,
     provider: f.provider,
     vendorName: f.provider,
+  });
+
+  const factorJson = (f: FactorRow, t: Pick<TransactionView, 'user' | 'credentialIds'>) => ({
+    ...factorBase(f),
     profile: factorProfile(f, t),
     _links: { verify: link(`/api/v1/authn/factors/${f.id}/verify`) },
   });
@@ -196,10 +201,7 @@ export function registerAuthnApi(
             _embedded: {
               user: userJson(t.user),
               factor: {
-                id: p.factor.id,
-                factorType: p.factor.factor_type,
-                provider: p.factor.provider,
-                vendorName: p.factor.provider,
+                ...factorBase(p.factor),
                 _embedded: {
                   activation: a
                     ? {
@@ -233,10 +235,7 @@ export function registerAuthnApi(
             _embedded: {
               user: userJson(t.user),
               factor: {
-                id: w.factor.id,
-                factorType: w.factor.factor_type,
-                provider: w.factor.provider,
-                vendorName: w.factor.provider,
+                ...factorBase(w.factor),
                 _embedded: { activation: w.options },
               },
             },
@@ -255,10 +254,7 @@ export function registerAuthnApi(
           _embedded: {
             user: userJson(t.user),
             factor: {
-              id: e.factor.id,
-              factorType: e.factor.factor_type,
-              provider: e.factor.provider,
-              vendorName: e.factor.provider,
+              ...factorBase(e.factor),
               profile: { credentialId: t.user.login },
               _embedded: {
                 activation: {
@@ -304,10 +300,7 @@ export function registerAuthnApi(
             _embedded: {
               user: userJson(t.user),
               factor: {
-                id: push.factor.id,
-                factorType: push.factor.factor_type,
-                provider: push.factor.provider,
-                vendorName: push.factor.provider,
+                ...factorBase(push.factor),
                 profile: { credentialId: t.user.login, name: push.factor.name, platform: 'traqs-verify' },
                 _embedded: result === 'WAITING' && c ? { challenge: { correctAnswer: c.correct_number } } : {},
               },
@@ -336,10 +329,7 @@ export function registerAuthnApi(
           _embedded: {
             user: userJson(t.user),
             factor: {
-              id: c.factor.id,
-              factorType: c.factor.factor_type,
-              provider: c.factor.provider,
-              vendorName: c.factor.provider,
+              ...factorBase(c.factor),
               profile: factorProfile(c.factor, t),
               _embedded: { challenge: c.options },
             },

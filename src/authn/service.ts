@@ -2,7 +2,7 @@ import type {
   PublicKeyCredentialCreationOptionsJSON,
   PublicKeyCredentialRequestOptionsJSON,
 } from '@simplewebauthn/server';
-import { SIGN_IN_STATUSES } from '../accounts/model.ts';
+import { SIGN_IN_STATUSES, wantsAutoPush } from '../accounts/model.ts';
 import type { UserRow } from '../accounts/repository.ts';
 import { createUserEventRecorder } from '../audit/record.ts';
 import type { PolicyConfig } from '../config/schema.ts';
@@ -398,12 +398,23 @@ export function createAuthnService(deps: AuthnDeps) {
     ctx: RequestContext,
     mode: 'verify' | 'resend' | 'check',
   ): Promise<AuthnResult> {
-    const push = deps.push;
-    if (!push) return fail('NOT_FOUND');
+    if (!deps.push) return fail('NOT_FOUND');
     const row = await loadTransaction(stateToken);
     if (!row) return fail('INVALID_TOKEN');
+    return pushOnTransaction(stateToken, row, await store.repos.factors.findFactor(row.user_id, factorId), ctx, mode);
+  }
+
+  /** `verifyPush` once the transaction and the factor are read (`challengeFactor` has them already). */
+  async function pushOnTransaction(
+    stateToken: string,
+    row: TransactionRow,
+    factor: FactorRow | undefined,
+    ctx: RequestContext,
+    mode: 'verify' | 'resend' | 'check',
+  ): Promise<AuthnResult> {
+    const push = deps.push;
+    if (!push) return fail('NOT_FOUND');
     if (row.status !== 'MFA_REQUIRED' && row.status !== 'MFA_CHALLENGE') return fail('WRONG_STATE');
-    const factor = await store.repos.factors.findFactor(row.user_id, factorId);
     if (factor?.status !== 'ACTIVE' || factor.factor_type !== PUSH.factorType) return fail('NOT_FOUND');
     // Recovery proves the user with a code or FastPass: a push approved by habit must not reset a password.
     if (row.flow !== 'signin') return fail('FORBIDDEN', ['Use a code or FastPass to confirm it is you.']);
@@ -465,16 +476,6 @@ export function createAuthnService(deps: AuthnDeps) {
     return store.transaction((repos) =>
       succeed(repos, row.token_hash, user, amr, factorKey, ctx, factor.id, row.device_hash),
     );
-  }
-
-  /** The "send push automatically" preference (`users.preferences.autoPush`). */
-  function wantsAutoPush(user: UserRow): boolean {
-    try {
-      const prefs: unknown = JSON.parse(user.preferences);
-      return typeof prefs === 'object' && prefs !== null && (prefs as { autoPush?: unknown }).autoPush === true;
-    } catch {
-      return false;
-    }
   }
 
   /** Automatic unlock after the configured period (DESIGN: 15 minutes), unless only support may unlock. */
@@ -1259,7 +1260,7 @@ export function createAuthnService(deps: AuthnDeps) {
       const row = await loadTransaction(stateToken);
       if (!row) return fail('INVALID_TOKEN');
       const factor = await store.repos.factors.findFactor(row.user_id, factorId);
-      if (factor?.factor_type === PUSH.factorType) return verifyPush(stateToken, factorId, ctx, 'verify');
+      if (factor?.factor_type === PUSH.factorType) return pushOnTransaction(stateToken, row, factor, ctx, 'verify');
       return this.challengeWebAuthn(stateToken, factorId);
     },
 

@@ -3,6 +3,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { AUTH_MODES, type AuthMode } from '../accounts/model.ts';
 import type { OpenEnvironment } from '../admin/cli.ts';
 import { CLI_PRINCIPAL, createAdminServiceFor } from '../admin/service.ts';
+import { isLoopbackHttp } from './oidc.ts';
 import type { IdentityProviderView } from './service.ts';
 
 const envOption = () => new Option('--env <id>', 'environment: ntf or production').default('ntf');
@@ -21,7 +22,7 @@ const METADATA_MAX_BYTES = 1 << 20;
 async function readMetadata(source: string): Promise<string> {
   if (/^https?:\/\//.test(source)) {
     const url = new URL(source);
-    if (url.protocol === 'http:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) {
+    if (url.protocol === 'http:' && !isLoopbackHttp(source)) {
       throw new Error('metadata must be fetched over https');
     }
     const res = await fetch(url, { signal: AbortSignal.timeout(10_000), redirect: 'error' });

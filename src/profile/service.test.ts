@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { nameForNewFactor, parsePhone, parsePreferences } from './service.ts';
+import { parsePreferences } from '../accounts/model.ts';
+import { nameForNewFactor, parsePhone } from './service.ts';
 
 describe('parsePhone', () => {
   it.each([

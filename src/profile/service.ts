@@ -2,7 +2,7 @@ import type {
   PublicKeyCredentialCreationOptionsJSON,
   PublicKeyCredentialRequestOptionsJSON,
 } from '@simplewebauthn/server';
-import type { App, Role } from '../accounts/model.ts';
+import { type App, parsePreferences, type Role, wantsAutoPush } from '../accounts/model.ts';
 import type { UserRow } from '../accounts/repository.ts';
 import { createUserEventRecorder } from '../audit/record.ts';
 import { checkNewPassword, checkRecoveryAnswer, normalizeRecoveryAnswer } from '../authn/factors/password/policy.ts';
@@ -97,16 +97,6 @@ export type PendingEnrollment = Enrollment;
 export interface PendingFastPass {
   factor: FactorRow;
   options: PublicKeyCredentialCreationOptionsJSON;
-}
-
-/** Reads `users.preferences`; anything unreadable counts as the defaults. */
-export function parsePreferences(json: string): Record<string, unknown> {
-  try {
-    const v: unknown = JSON.parse(json);
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
-  } catch {
-    return {};
-  }
 }
 
 // Digits, spaces, + - ( ) and x for an extension ("+1 (212) 555-0100 x12").
@@ -247,7 +237,7 @@ export function createProfileService(deps: ProfileDeps) {
         phoneNumbers,
         sessions,
         activity,
-        preferences: { autoPush: parsePreferences(user.preferences).autoPush === true },
+        preferences: { autoPush: wantsAutoPush(user) },
       };
     },
 
