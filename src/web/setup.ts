@@ -134,16 +134,16 @@ export async function setupWeb(app: FastifyInstance, setup: WebSetup): Promise<v
   // reached only with the state token of a correct password, every wrong code counts toward that
   // user's lockout, and okta-auth-js polls a push there every 500 ms while its user reads the
   // number, so a firm's users behind one address would otherwise be refused while waiting.
-  const verifyKey = (ip: string) => `${ip} factor-verify`;
+  const verifySuffix = ' factor-verify';
   await app.register(fastifyRateLimit, {
     global: true,
     max: (_req, key) =>
-      key.endsWith(' factor-verify') ? setup.postsPerMinutePerIp * FACTOR_VERIFY_BUDGET : setup.postsPerMinutePerIp,
+      key.endsWith(verifySuffix) ? setup.postsPerMinutePerIp * FACTOR_VERIFY_BUDGET : setup.postsPerMinutePerIp,
     timeWindow: 60_000,
     allowList: (req) => req.method !== 'POST',
     keyGenerator: (req) => {
       const ip = normalizeIP(req.ip);
-      return FACTOR_VERIFY_PATH.test(req.url) ? verifyKey(ip) : ip;
+      return FACTOR_VERIFY_PATH.test(req.url) ? ip + verifySuffix : ip;
     },
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
   });
