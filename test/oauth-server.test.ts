@@ -257,6 +257,39 @@ describeEachBackend(
         expect(row?.last_used_at).not.toBeNull();
       });
 
+      it("carries the user's current entitlements, and refuses a token whose grant was revoked", async () => {
+        const erin = await activateUser(s, 'erin@acme.example');
+        await s.rt.store.repos.users.assignApp(erin.user.id, 'download', s.clock());
+        const refresh = (await getRefreshToken(erin)).tokens.refresh_token ?? '';
+        const entitlementsNow = async () => {
+          const r = await tokenRequest({ grant_type: 'refresh_token', refresh_token: refresh, client_id: 'traqs-api' });
+          expect(r.status).toBe(200);
+          const { payload } = await jwtVerify(String(r.body.access_token), await jwks(), { audience: s.downloadUrl });
+          expect(payload.username).toBe(erin.user.login);
+          return payload.entitlements;
+        };
+        expect(await entitlementsNow()).toEqual([]);
+        await s.rt.store.repos.refdata.grantEntitlement(erin.user.id, 'TRACE-TSY', s.clock());
+        await s.rt.store.repos.refdata.grantEntitlement(erin.user.id, 'ORF', s.clock());
+        expect(await entitlementsNow()).toEqual(['ORF', 'TRACE-TSY']);
+        await s.rt.store.repos.refdata.revokeEntitlement(erin.user.id, 'ORF');
+        expect(await entitlementsNow()).toEqual(['TRACE-TSY']);
+
+        // The token's grant gone (oidc-provider revokes grants; an operator may delete one): refused.
+        const row = await s.rt.store.repos.oauth.readRefreshGrant(hashBearerSecret(refresh), s.clock());
+        const grantHash = row?.grant?.row?.id_hash ?? '';
+        expect(grantHash).toMatch(/^[0-9a-f]{64}$/);
+        await s.rt.store.repos.oauth.destroyOidcModel('Grant', grantHash);
+        const refused = await tokenRequest({
+          grant_type: 'refresh_token',
+          refresh_token: refresh,
+          client_id: 'traqs-api',
+        });
+        expect(refused.status).toBe(400);
+        expect(refused.body.error).toBe('invalid_grant');
+        expect(refused.body.access_token).toBeUndefined();
+      });
+
       it('answers 400 invalid_request naming what is missing, and invalid_grant for unknown tokens', async () => {
         const missing = await tokenRequest({ grant_type: 'refresh_token', client_id: 'traqs-api' });
         expect(missing.status).toBe(400);

@@ -1,4 +1,4 @@
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { NewUser } from '../src/accounts/repository.ts';
 import type { FactorRow } from '../src/authn/factors/repository.ts';
 import type { EmailTokenRow, OneTimeTokenRow, SessionRow, TransactionRow } from '../src/authn/token-repository.ts';
@@ -373,12 +373,18 @@ describeEachBackend('users repository', (backend) => {
   });
 });
 
+/** The columns of a user that `TokenSubject` carries. */
+function subjectUser(user: NewUser) {
+  const { id, firm_id, login, email, first_name, last_name, status, auth_mode } = user;
+  return { id, firm_id, login, email, first_name, last_name, status, auth_mode };
+}
+
 describeEachBackend('token subject (what the token endpoint reads per grant)', (backend) => {
   it("returns the user, the firm name, and only that user's apps and facilities, sorted", async () => {
     const store = backend.store();
     const firm = newFirm({ name: 'Subject Firm' });
     await store.repos.firms.createFirm(firm);
-    const user = newUser(firm.id);
+    const user = newUser(firm.id, { password_hash: '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA' });
     const other = newUser(firm.id);
     await store.repos.users.createUser(user);
     await store.repos.users.createUser(other);
@@ -388,8 +394,9 @@ describeEachBackend('token subject (what the token endpoint reads per grant)', (
     await store.repos.refdata.grantEntitlement(user.id, 'TRACE-TSY', NOW);
     await store.repos.refdata.grantEntitlement(user.id, 'ORF', NOW);
     await store.repos.refdata.grantEntitlement(other.id, 'ADF', NOW);
+    // Only what tokens use: the password hash never leaves the database on a token request.
     expect(await store.repos.oauth.findTokenSubject(user.id)).toStrictEqual({
-      user,
+      user: subjectUser(user),
       firmName: 'Subject Firm',
       apps: ['download', 'portal'],
       facilities: ['ORF', 'TRACE-TSY'],
@@ -397,12 +404,128 @@ describeEachBackend('token subject (what the token endpoint reads per grant)', (
     const none = newUser(firm.id);
     await store.repos.users.createUser(none);
     expect(await store.repos.oauth.findTokenSubject(none.id)).toStrictEqual({
-      user: none,
+      user: subjectUser(none),
       firmName: 'Subject Firm',
       apps: [],
       facilities: [],
     });
     expect(await store.repos.oauth.findTokenSubject(createId('00u'))).toBeUndefined();
+  });
+
+  it('keeps facility names whole, whatever characters they hold', async () => {
+    const store = backend.store();
+    const id = await seedUser(store);
+    const odd = ['a,b', 'quote"d', 'back\\slash', 'ünï', '[1]'];
+    for (const f of odd) await store.repos.refdata.grantEntitlement(id, f, NOW);
+    expect((await store.repos.oauth.findTokenSubject(id))?.facilities).toStrictEqual([...odd].sort());
+  });
+
+  describe('a refresh token read with its grant, user and description', () => {
+    /** A user with apps, a Grant and a RefreshToken of it as the adapter stores them, and its description. */
+    async function seedRefreshToken(
+      store: Store,
+      options: { grantExpiresAt?: number | null; describe?: boolean } = {},
+    ) {
+      const firm = newFirm();
+      await store.repos.firms.createFirm(firm);
+      const user = newUser(firm.id);
+      await store.repos.users.createUser(user);
+      await store.repos.users.assignApp(user.id, 'download', NOW);
+      await store.repos.refdata.grantEntitlement(user.id, 'ORF', NOW);
+      const grantId = createBearerSecret();
+      const tokenHash = hashBearerSecret(createBearerSecret());
+      const grant = {
+        model: 'Grant',
+        id_hash: hashBearerSecret(grantId),
+        payload: '{"kind":"Grant"}',
+        grant_id: null,
+        uid: null,
+        user_code: null,
+        account_id: user.id,
+        expires_at: options.grantExpiresAt === undefined ? NOW + 60 * MINUTE : options.grantExpiresAt,
+        consumed_at: null,
+      };
+      const token = {
+        model: 'RefreshToken',
+        id_hash: tokenHash,
+        payload: '{"kind":"RefreshToken"}',
+        grant_id: grantId,
+        uid: null,
+        user_code: null,
+        account_id: user.id,
+        expires_at: NOW + 30 * MINUTE,
+        consumed_at: null,
+      };
+      await store.repos.oauth.upsertOidcModel(grant);
+      await store.repos.oauth.upsertOidcModel(token);
+      if (options.describe !== false) {
+        await store.repos.apiTokens.insert({
+          id_hash: tokenHash,
+          user_id: user.id,
+          client_id: 'traqs-api',
+          grant_id: grantId,
+          label: 'Refresh token',
+          created_at: NOW,
+          expires_at: NOW + 30 * MINUTE,
+          last_used_at: NOW - MINUTE,
+          last_used_ip: '192.0.2.7',
+          reminder_sent_at: null,
+          revoked_at: null,
+          revoked_reason: null,
+        });
+      }
+      return { firm, user, grantId, grant, token, tokenHash };
+    }
+
+    it('returns the token, its grant (keyed by the raw grant id), its subject and its description', async () => {
+      const store = backend.store();
+      const { firm, user, grantId, grant, token, tokenHash } = await seedRefreshToken(store);
+      expect(await store.repos.oauth.readRefreshGrant(tokenHash, NOW)).toStrictEqual({
+        token,
+        grant: { id: grantId, row: grant },
+        subject: { user: subjectUser(user), firmName: firm.name, apps: ['download'], facilities: ['ORF'] },
+        described: {
+          id_hash: tokenHash,
+          expires_at: NOW + 30 * MINUTE,
+          revoked_at: null,
+          last_used_at: NOW - MINUTE,
+          last_used_ip: '192.0.2.7',
+        },
+      });
+    });
+
+    it('reads the grant as missing once it has expired or is gone, and a token without description as such', async () => {
+      const store = backend.store();
+      const expired = await seedRefreshToken(store, { grantExpiresAt: NOW - 1, describe: false });
+      const read = await store.repos.oauth.readRefreshGrant(expired.tokenHash, NOW);
+      expect(read?.grant).toStrictEqual({ id: expired.grantId, row: null });
+      expect(read?.described).toBeNull();
+      expect(read?.subject?.user.id).toBe(expired.user.id);
+
+      const gone = await seedRefreshToken(store, { grantExpiresAt: null });
+      expect((await store.repos.oauth.readRefreshGrant(gone.tokenHash, NOW))?.grant?.row).toStrictEqual(gone.grant);
+      await store.repos.oauth.destroyOidcModel('Grant', gone.grant.id_hash);
+      expect((await store.repos.oauth.readRefreshGrant(gone.tokenHash, NOW))?.grant).toStrictEqual({
+        id: gone.grantId,
+        row: null,
+      });
+    });
+
+    it('finds nothing for an expired, unknown or other-model id, and no subject once the user is gone', async () => {
+      const store = backend.store();
+      const { grant, tokenHash, token, user } = await seedRefreshToken(store);
+      expect(await store.repos.oauth.readRefreshGrant(tokenHash, NOW + 30 * MINUTE)).toBeUndefined();
+      expect(await store.repos.oauth.readRefreshGrant(hashBearerSecret('unknown'), NOW)).toBeUndefined();
+      expect(await store.repos.oauth.readRefreshGrant(grant.id_hash, NOW)).toBeUndefined();
+      await store.repos.oauth.upsertOidcModel({
+        ...token,
+        id_hash: hashBearerSecret('orphan'),
+        account_id: createId('00u'),
+      });
+      const orphan = await store.repos.oauth.readRefreshGrant(hashBearerSecret('orphan'), NOW);
+      expect(orphan?.subject).toBeNull();
+      expect(orphan?.token.account_id).not.toBe(user.id);
+    });
   });
 });
 

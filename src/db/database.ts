@@ -1,7 +1,17 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, type SqliteDatabase, SqliteDialect } from 'kysely';
+import {
+  type Expression,
+  Kysely,
+  Migrator,
+  PostgresDialect,
+  type RawBuilder,
+  type SqliteDatabase,
+  SqliteDialect,
+  sql,
+} from 'kysely';
 import pg from 'pg';
 import * as m0001 from './migrations/0001-initial.ts';
 import * as m0002 from './migrations/0002-oauth.ts';
@@ -78,8 +88,42 @@ export function openDatabase(urlOrPath: string, options: OpenDatabaseOptions = {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
+  sqlite.function(SQLITE_SHA256_HEX, { deterministic: true }, (value: unknown) =>
+    typeof value === 'string' ? createHash('sha256').update(value, 'utf8').digest('hex') : null,
+  );
   const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   return { kysely, dialect: 'sqlite', location: file, destroy: () => kysely.destroy() };
+}
+
+/** SQLite has no SHA-256: each connection gets this function (`openDatabase`). */
+const SQLITE_SHA256_HEX = 'traqs_sha256_hex';
+
+/**
+ * Lower-case hex SHA-256 of a text's UTF-8 bytes, in SQL: the same value as `hashBearerSecret`, so
+ * a query can join a row to another keyed by the hash of one of its columns (a refresh token to its
+ * grant, `src/oauth/repository.ts`). PostgreSQL 11 and later have `sha256`.
+ */
+export function sha256HexSql(dialect: Dialect, text: Expression<string | null>): RawBuilder<string | null> {
+  return dialect === 'postgres'
+    ? sql<string | null>`encode(sha256(convert_to(${text}, 'UTF8')), 'hex')`
+    : sql<string | null>`${sql.raw(SQLITE_SHA256_HEX)}(${text})`;
+}
+
+/**
+ * A JSON array of a subquery's single column, in SQL, or `[]` when it has no rows. PostgreSQL's
+ * driver hands back the parsed array, SQLite's the JSON text: read it with `jsonArrayOf`.
+ */
+export function jsonArraySql(dialect: Dialect, column: Expression<string>): RawBuilder<unknown> {
+  return dialect === 'postgres'
+    ? sql<unknown>`coalesce(json_agg(${column}), '[]'::json)`
+    : sql<unknown>`json_group_array(${column})`;
+}
+
+/** The strings of what `jsonArraySql` returned, on either database. */
+export function jsonArrayOf(value: unknown): string[] {
+  const array: unknown = typeof value === 'string' ? JSON.parse(value) : value;
+  if (!Array.isArray(array)) throw new TypeError('Expected a JSON array from the database');
+  return array.filter((v): v is string => typeof v === 'string');
 }
 
 /** Distinct SQL texts kept prepared; the code issues far fewer, this only bounds odd `in (…)` lists. */

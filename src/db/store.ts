@@ -28,7 +28,7 @@ function createRepositories(db: Kysely<Database>, dialect: Dialect) {
     audit: createAuditRepository(db),
     settings: createSettingsRepository(db),
     reports: createReportRepository(db),
-    oauth: createOauthRepository(db),
+    oauth: createOauthRepository(db, dialect),
     apiTokens: createApiTokenRepository(db),
     portalSessions: createPortalSessionRepository(db),
     refdata: createRefdataRepository(db),

@@ -61,6 +61,16 @@ export interface OidcAdapterOptions {
     repos: Repositories,
     token: { idHash: string; payload: OidcPayload; expiresAt: number | null },
   ) => Promise<void>;
+  /**
+   * Finds a RefreshToken row in place of the plain lookup, so the caller can read what the grant
+   * request needs next in the same statement (`src/oauth/provider.ts`).
+   */
+  findRefreshToken?: (idHash: string, now: number) => Promise<OidcModelRow | undefined>;
+  /**
+   * A row this request has already read for the model with this raw id (a refresh token's grant):
+   * the row, `null` when it was found missing, `undefined` when it was not read.
+   */
+  readAhead?: (model: string, id: string) => OidcModelRow | null | undefined;
 }
 
 /**
@@ -177,7 +187,13 @@ export function createOidcAdapterFactory(
       },
 
       async find(id) {
-        const row = await repo().findOidcModel(model, keyOf(model, id, false), clock());
+        const early = options.readAhead?.(model, id);
+        if (early !== undefined) return early ? toPayload(early, id) : undefined;
+        const idHash = keyOf(model, id, false);
+        const row =
+          model === 'RefreshToken' && options.findRefreshToken
+            ? await options.findRefreshToken(idHash, clock())
+            : await repo().findOidcModel(model, idHash, clock());
         return row ? toPayload(row, id) : undefined;
       },
 
