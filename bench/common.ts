@@ -142,6 +142,8 @@ export function startCpuMeter() {
     return {
       wallMs,
       processCpuMs: processMs,
+      /** Of `processCpuMs`, the time spent in the kernel (system calls: sockets, files). */
+      systemCpuMs: cpu.system / 1000,
       mainThreadCpuMs: main0 !== undefined && main1 !== undefined ? main1 - main0 : undefined,
       eventLoopUtilization: performance.eventLoopUtilization(elu0).utilization,
       /** CPU used by every other process of the machine, in ms. */
@@ -164,6 +166,7 @@ export function sumCpu(parts: readonly CpuMeasurement[]): CpuMeasurement {
   return {
     wallMs,
     processCpuMs: add((m) => m.processCpuMs) ?? 0,
+    systemCpuMs: add((m) => m.systemCpuMs) ?? 0,
     mainThreadCpuMs: add((m) => m.mainThreadCpuMs),
     eventLoopUtilization: parts.reduce((a, m) => a + m.eventLoopUtilization * m.wallMs, 0) / wallMs,
     otherProcessesCpuMs: add((m) => m.otherProcessesCpuMs),

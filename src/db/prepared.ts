@@ -5,8 +5,8 @@ import type { Database } from './schema.ts';
  * A query that Kysely builds and compiles once, then runs with new values.
  *
  * Building a query with Kysely's immutable builder and compiling it to SQL costs about 15 µs of CPU
- * each time, more than SQLite takes to run a lookup by primary key; the token endpoint runs five
- * such lookups per refresh grant (bench/refresh.ts). Here the builder runs once, at the first call,
+ * each time, more than SQLite takes to run a lookup by primary key, and the token endpoint runs
+ * one on every refresh grant (bench/refresh.ts). Here the builder runs once, at the first call,
  * with a stand-in for each argument; the stand-ins are found among the compiled parameters, and
  * each call binds its own values in their places.
  *
