@@ -71,15 +71,18 @@ function isApiRequest(req: FastifyRequest): boolean {
   return req.url.startsWith('/api/') || (req.headers.accept ?? '').startsWith('application/json');
 }
 
-/** Fastify's own errors (parsing, limits, content type) as Okta error names. */
-function classify(err: FastifyError): { name: OktaErrorName; causes: string[] } | undefined {
+/**
+ * Fastify's own errors (parsing, limits, content type) as Okta error names; `bodyLimit` is the
+ * route's own (a few routes allow more than BODY_LIMIT).
+ */
+function classify(err: FastifyError, bodyLimit: number): { name: OktaErrorName; causes: string[] } | undefined {
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return { name: 'MALFORMED_BODY', causes: [err.message] };
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return { name: 'BODY_TOO_LARGE', causes: [`Request bodies are limited to ${BODY_LIMIT / 1024} KiB.`] };
+      return { name: 'BODY_TOO_LARGE', causes: [`Request bodies are limited to ${Math.floor(bodyLimit / 1024)} KiB.`] };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_TYPE':
       return { name: 'UNSUPPORTED_MEDIA_TYPE', causes: [err.message] };
@@ -199,7 +202,7 @@ export async function setupWeb(app: FastifyInstance, setup: WebSetup): Promise<v
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof AppError) return sendError(req, reply, err.name_, err.causes, err.errorSummary);
-    const known = classify(err);
+    const known = classify(err, req.routeOptions.bodyLimit ?? BODY_LIMIT);
     if (known) {
       req.log.info({ code: err.code }, 'request refused');
       return sendError(req, reply, known.name, known.causes);
