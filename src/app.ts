@@ -40,6 +40,7 @@ import { registerReportPages } from './reports/routes.tsx';
 import { createReportService } from './reports/service.ts';
 import { AccessLog } from './web/access-log.ts';
 import type { PageContext } from './web/layout.tsx';
+import { databaseRateLimitStore, RATE_LIMIT_WINDOW_MS } from './web/rate-limit.ts';
 import { BODY_LIMIT, buildSecurityHeaders, setupWeb } from './web/setup.ts';
 
 export interface RuntimeDeps {
@@ -266,6 +267,10 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
     void rt.store.repos.oauth
       .deleteExpiredOidcModels(rt.clock())
       .catch((err) => rt.logger.error({ err }, 'Deleting expired OAuth records failed'));
+    // Every service of the environment counts in its database; the idp sweeps ended windows.
+    void rt.store.repos.rateLimits
+      .deleteStartedBefore(rt.clock() - RATE_LIMIT_WINDOW_MS)
+      .catch((err) => rt.logger.error({ err }, 'Deleting ended rate-limit windows failed'));
   }, 60_000);
   housekeeping.unref();
   app.addHook('onClose', async () => clearInterval(housekeeping));
@@ -275,6 +280,7 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
     secureCookies,
     cookieSecret: rt.keys.cookieSecret,
     postsPerMinutePerIp: config.policy.authRequestsPerMinutePerIp,
+    rateLimitStore: databaseRateLimitStore(rt.store.repos.rateLimits, rt.clock, prefix),
     formActionOrigins,
     page,
   });

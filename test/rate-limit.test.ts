@@ -1,4 +1,7 @@
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { buildIdp, openEnvironment } from '../src/app.ts';
+import { describeEachBackend } from './helpers/databases.ts';
 import { createTestStack, type TestStack } from './helpers/stack.ts';
 
 let s: TestStack;
@@ -57,5 +60,42 @@ describe('per-IP rate limit in front of sign-in', () => {
     const statuses = [];
     for (let i = 0; i < 4; i++) statuses.push((await attempt(ip)).statusCode);
     expect(statuses).toEqual([401, 401, 401, 429]);
+  });
+});
+
+describeEachBackend('per-IP rate limit across nodes', (backend) => {
+  it('is one budget for every node on the database, and starts again when the window ends', async () => {
+    s = await createTestStack({ store: backend.store(), overrides: { policy: { authRequestsPerMinutePerIp: 4 } } });
+    // A second idp process on the same database, as behind a load balancer.
+    const rt = await openEnvironment(s.config, s.rt.environment, {
+      logger: pino({ level: 'silent' }),
+      clock: s.clock,
+      store: backend.connectAgain(),
+    });
+    const node2 = await buildIdp(rt);
+    await node2.ready();
+    try {
+      const on = (node: typeof node2) => () =>
+        node.inject({
+          method: 'POST',
+          url: '/api/v1/authn',
+          remoteAddress: '203.0.113.40',
+          payload: { username: 'nobody@acme.example', password: 'guess guess guess' },
+        });
+      const statuses = [];
+      for (const send of [on(s.app), on(node2), on(s.app), on(node2), on(s.app), on(node2)]) {
+        statuses.push((await send()).statusCode);
+      }
+      // Four attempts in all, whichever node took them; each node alone would have allowed four.
+      expect(statuses).toEqual([401, 401, 401, 401, 429, 429]);
+      const limited = await on(node2)();
+      expect(Number(limited.headers['retry-after'])).toBeLessThanOrEqual(60);
+      s.clock.advance(61_000);
+      expect((await on(node2)()).statusCode).toBe(401);
+      expect((await on(s.app)()).statusCode).toBe(401);
+    } finally {
+      await node2.close();
+      await rt.close();
+    }
   });
 });

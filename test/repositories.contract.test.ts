@@ -958,6 +958,39 @@ describeEachBackend('mail outbox', (backend) => {
   });
 });
 
+describeEachBackend('rate-limit counters', (backend) => {
+  it('counts in fixed windows per key, restarting with the first request after a window ends', async () => {
+    const { rateLimits } = backend.store().repos;
+    const key = hashBearerSecret('idp 198.51.100.9');
+    const other = hashBearerSecret('idp 198.51.100.10');
+    expect(await rateLimits.increment(key, NOW, MINUTE)).toStrictEqual({ count: 1, windowStart: NOW });
+    expect(await rateLimits.increment(key, NOW + 1000, MINUTE)).toStrictEqual({ count: 2, windowStart: NOW });
+    expect(await rateLimits.increment(other, NOW + 1000, MINUTE)).toStrictEqual({ count: 1, windowStart: NOW + 1000 });
+    expect(await rateLimits.increment(key, NOW + MINUTE - 1, MINUTE)).toStrictEqual({ count: 3, windowStart: NOW });
+    expect(await rateLimits.increment(key, NOW + MINUTE, MINUTE)).toStrictEqual({
+      count: 1,
+      windowStart: NOW + MINUTE,
+    });
+    expect(await rateLimits.increment(key, NOW + MINUTE + 5, MINUTE)).toStrictEqual({
+      count: 2,
+      windowStart: NOW + MINUTE,
+    });
+  });
+
+  it('housekeeping deletes only counters whose window started before the cut-off', async () => {
+    const { rateLimits } = backend.store().repos;
+    const old = hashBearerSecret('old');
+    const live = hashBearerSecret('live');
+    await rateLimits.increment(old, NOW, MINUTE);
+    await rateLimits.increment(old, NOW + 10, MINUTE);
+    await rateLimits.increment(live, NOW + MINUTE, MINUTE);
+    expect(await rateLimits.deleteStartedBefore(NOW + MINUTE)).toBe(1);
+    // The deleted counter starts again at 1; the live one goes on.
+    expect((await rateLimits.increment(old, NOW + MINUTE + 1, MINUTE)).count).toBe(1);
+    expect((await rateLimits.increment(live, NOW + MINUTE + 1, MINUTE)).count).toBe(2);
+  });
+});
+
 describeEachBackend('audit log', (backend) => {
   it('lists recorded events newest first, filtered by actor, target and action', async () => {
     const { audit } = backend.store().repos;
@@ -1074,6 +1107,16 @@ describeEachBackend('atomicity under parallel requests', (backend) => {
     );
     expect([...counts].sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expect((await a.repos.users.findUserById(id))?.failed_attempts).toBe(20);
+  });
+
+  it('20 parallel rate-limit increments from two nodes return the distinct counts 1..20', async () => {
+    const [a, b] = nodes();
+    const key = hashBearerSecret(`ip ${createId('')}`);
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => (i % 2 ? b : a).repos.rateLimits.increment(key, NOW + i, MINUTE)),
+    );
+    expect(results.map((r) => r.count).sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(new Set(results.map((r) => r.windowStart)).size).toBe(1);
   });
 
   it('10 parallel consumeEmailToken calls on one link: exactly one succeeds', async () => {

@@ -22,6 +22,7 @@ import * as m0006 from './migrations/0006-webauthn.ts';
 import * as m0007 from './migrations/0007-portal-download-token.ts';
 import * as m0008 from './migrations/0008-push.ts';
 import * as m0009 from './migrations/0009-federation.ts';
+import * as m0010 from './migrations/0010-rate-limits.ts';
 import type { Database } from './schema.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -167,6 +168,7 @@ const migrations = {
   '0007-portal-download-token': m0007,
   '0008-push': m0008,
   '0009-federation': m0009,
+  '0010-rate-limits': m0010,
 };
 
 /** Applies every pending migration; throws with the failing migration's name. */

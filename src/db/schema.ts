@@ -388,6 +388,13 @@ export interface FederationAssertionsTable {
   expires_at: number;
 }
 
+/** Per-address request counters shared by every node (migration 0010). */
+export interface RateLimitsTable {
+  key_hash: string;
+  window_start: number;
+  count: number;
+}
+
 export interface Database {
   firms: FirmsTable;
   users: UsersTable;
@@ -418,6 +425,7 @@ export interface Database {
   push_activations: PushActivationsTable;
   push_challenges: PushChallengesTable;
   push_sends: PushSendsTable;
+  rate_limits: RateLimitsTable;
   identity_providers: IdentityProvidersTable;
   federation_requests: FederationRequestsTable;
   federation_assertions: FederationAssertionsTable;

@@ -14,6 +14,7 @@ import { createOauthRepository } from '../oauth/repository.ts';
 import { createPortalSessionRepository } from '../portal/session-repository.ts';
 import { createRefdataRepository } from '../refdata/repository.ts';
 import { createReportRepository } from '../reports/repository.ts';
+import { createRateLimitRepository } from '../web/rate-limit.ts';
 import type { Db, Dialect } from './database.ts';
 import type { Database } from './schema.ts';
 import { createSettingsRepository } from './settings-repository.ts';
@@ -36,6 +37,7 @@ function createRepositories(db: Kysely<Database>, dialect: Dialect) {
     managementTokens: createManagementTokenRepository(db),
     adminQueries: createAdminQueryRepository(db),
     federation: createFederationRepository(db),
+    rateLimits: createRateLimitRepository(db),
   };
 }
 export type Repositories = ReturnType<typeof createRepositories>;

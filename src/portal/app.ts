@@ -4,6 +4,7 @@ import { cookiePrefix, type EnvironmentRuntime } from '../app.ts';
 import { createSecretBox } from '../lib/secret-box.ts';
 import { AccessLog } from '../web/access-log.ts';
 import type { PageContext } from '../web/layout.tsx';
+import { databaseRateLimitStore } from '../web/rate-limit.ts';
 import { BODY_LIMIT, setupWeb } from '../web/setup.ts';
 import { createPortalOidc, type PortalOidc } from './oidc-client.ts';
 import { registerPortalRoutes } from './routes.tsx';
@@ -53,6 +54,7 @@ export async function buildPortal(rt: EnvironmentRuntime, deps: PortalDeps = {})
     secureCookies,
     cookieSecret: rt.keys.cookieSecret,
     postsPerMinutePerIp: config.policy.authRequestsPerMinutePerIp,
+    rateLimitStore: databaseRateLimitStore(rt.store.repos.rateLimits, rt.clock, prefix),
     // Signing out and asking for a refresh token are forms whose answer redirects to the idp
     // (browsers apply CSP form-action to those redirects too).
     formActionOrigins: [new URL(environment.idp.publicUrl).origin],

@@ -3,13 +3,14 @@ import { fileURLToPath } from 'node:url';
 import fastifyCookie from '@fastify/cookie';
 import fastifyCsrf from '@fastify/csrf-protection';
 import fastifyFormbody from '@fastify/formbody';
-import fastifyRateLimit, { normalizeIP } from '@fastify/rate-limit';
+import fastifyRateLimit, { type FastifyRateLimitStoreCtor, normalizeIP } from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { h } from 'preact';
 import { ErrorPage } from './error-page.tsx';
 import { AppError, OKTA_ERRORS, type OktaErrorName, oktaErrorBody } from './errors.ts';
 import type { PageContext } from './layout.tsx';
+import { RATE_LIMIT_WINDOW_MS } from './rate-limit.ts';
 import { renderHtml } from './render.ts';
 import { findNulCharacter } from './validate.ts';
 
@@ -62,6 +63,8 @@ export interface WebSetup {
   cookieSecret: string;
   /** POST requests (sign-in, codes, recovery, changes) allowed per client IP per minute. */
   postsPerMinutePerIp: number;
+  /** Where those requests are counted: the database, for every node (`databaseRateLimitStore`). */
+  rateLimitStore: FastifyRateLimitStoreCtor;
   /** Origins a form on this service may end up redirecting to (OAuth clients' callbacks). */
   formActionOrigins?: readonly string[];
   page: () => Omit<PageContext, 'csrfToken' | 'signedInAs'>;
@@ -129,8 +132,8 @@ export async function setupWeb(app: FastifyInstance, setup: WebSetup): Promise<v
     },
   });
   // Per-IP limit in front of every credential check and state change (OWASP ASVS 2.2.1); the
-  // account lockout counter behind it stops a slow guesser, this stops a fast one. Counters are
-  // per process: several nodes each allow the limit. IPv6 addresses count per /64, which one
+  // account lockout counter behind it stops a slow guesser, this stops a fast one. Counters live in
+  // the database, so several nodes share one limit. IPv6 addresses count per /64, which one
   // subscriber usually holds whole (rotating within it must not reset the count).
   //
   // A second factor's `verify` has a budget of its own, FACTOR_VERIFY_BUDGET times larger: it is
@@ -142,7 +145,8 @@ export async function setupWeb(app: FastifyInstance, setup: WebSetup): Promise<v
     global: true,
     max: (_req, key) =>
       key.endsWith(verifySuffix) ? setup.postsPerMinutePerIp * FACTOR_VERIFY_BUDGET : setup.postsPerMinutePerIp,
-    timeWindow: 60_000,
+    timeWindow: RATE_LIMIT_WINDOW_MS,
+    store: setup.rateLimitStore,
     allowList: (req) => req.method !== 'POST',
     keyGenerator: (req) => {
       const ip = normalizeIP(req.ip);
