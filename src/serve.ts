@@ -50,10 +50,14 @@ export async function serve(
       apps.push(download);
       await download.listen({ port: environment.download.port, host: config.host });
       rt.startBackgroundJobs();
-      const boot = await bootstrapEnvironment(rt, adminEmail);
-      // The quick start has reference data to browse and download: a few business days of
-      // synthetic files on first run (never in a production deployment).
-      const sample = config.deployment === 'development' ? await ensureSampleData(rt, { days: 5 }) : [];
+      // One node at a time: several starting at once on an empty database would each create the
+      // first firm and administrator (and the sample files), and all but one would fail.
+      const { boot, sample } = await rt.store.exclusive('first-start', async () => ({
+        boot: await bootstrapEnvironment(rt, adminEmail),
+        // The quick start has reference data to browse and download: a few business days of
+        // synthetic files on first run (never in a production deployment).
+        sample: config.deployment === 'development' ? await ensureSampleData(rt, { days: 5 }) : [],
+      }));
       lines.push(
         '',
         `${environment.label} (${environment.kind} environment, database ${rt.databaseLocation})`,

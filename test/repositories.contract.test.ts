@@ -1109,6 +1109,38 @@ describeEachBackend('atomicity under parallel requests', (backend) => {
     expect((await a.repos.users.findUserById(id))?.failed_attempts).toBe(20);
   });
 
+  it('exclusive: work under one name never overlaps across two nodes, and a failure releases it', async () => {
+    const [a, b] = nodes();
+    const name = `first-start-${createId('')}`;
+    const events: string[] = [];
+    const work =
+      (who: string, fail = false) =>
+      async () => {
+        events.push(`${who} in`);
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        events.push(`${who} out`);
+        if (fail) throw new Error(`${who} failed`);
+        return who;
+      };
+    const results = await Promise.allSettled([
+      a.exclusive(name, work('a1', true)),
+      b.exclusive(name, work('b1')),
+      a.exclusive(name, work('a2')),
+      b.exclusive(name, work('b2')),
+    ]);
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : String(r.reason)))).toEqual([
+      'Error: a1 failed',
+      'b1',
+      'a2',
+      'b2',
+    ]);
+    // Each "in" is followed by its own "out" before anyone else comes in.
+    for (let i = 0; i < events.length; i += 2) {
+      expect(events[i + 1]).toBe(events[i]?.replace(' in', ' out'));
+    }
+    expect(events).toHaveLength(8);
+  });
+
   it('20 parallel rate-limit increments from two nodes return the distinct counts 1..20', async () => {
     const [a, b] = nodes();
     const key = hashBearerSecret(`ip ${createId('')}`);
