@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cookiePrefix } from '../src/app.ts';
 import { createBrowser, csrfFrom } from './helpers/browser.ts';
 import { reverify, signedInUser } from './helpers/profile.ts';
-import { activatePushUser, answerPush, newDeviceKey, waitingPushes } from './helpers/push.ts';
+import { activatePushUser, answerPush, newDeviceKey, oneFailureFromLockout, waitingPushes } from './helpers/push.ts';
 import { createTestStack, type TestStack } from './helpers/stack.ts';
 import { PASSWORD, postJson, provisionUser, RECOVERY } from './helpers/users.ts';
 
@@ -106,6 +106,28 @@ describe('push on the sign-in pages', () => {
     });
     expect(done.statusCode).toBe(303);
     expect(done.headers.location).toBe('/');
+  });
+
+  it('a denial that locks the account shows the locked page, not "sign-in expired"', async () => {
+    const u = await activatePushUser(s, 'page.locked.push@acme.example');
+    const b = createBrowser(s);
+    await b.submit('/signin', '/signin', { username: u.login, password: u.password });
+    const chooser = await b.get(`/signin/next?factor=${u.pushFactorId}`);
+    await b.post('/signin/verify/push', { factorId: u.pushFactorId, _csrf: csrfFrom(chooser.payload) });
+    const waiting = await b.get('/signin/next');
+    await oneFailureFromLockout(s, u.login);
+    const [push] = await waitingPushes(s, u.device);
+    if (!push) throw new Error('no push');
+    await answerPush(s, u.device, push.id, 'DENY', null);
+    // The waiting script sees the push is no longer WAITING and submits the "continue" form.
+    expect(await status(b)).toBe('LOCKED_OUT');
+    const checked = await b.post('/signin/verify/push/check', {
+      factorId: u.pushFactorId,
+      _csrf: csrfFrom(waiting.payload),
+    });
+    expect(checked.statusCode).toBe(403);
+    expect(checked.payload).toContain('Your account is locked');
+    expect(checked.payload).not.toContain('Your sign-in expired');
   });
 
   it('adds push from the profile: link and QR code, then the device enrolls', async () => {

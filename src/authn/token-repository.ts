@@ -60,6 +60,16 @@ export function createTokenRepository(db: Kysely<Database>) {
         .where('expires_at', '>', now)
         .executeTakeFirst();
     },
+    /** A transaction that was ended before it expired (to tell why a stateToken stopped working). */
+    async findEndedTransaction(hash: string, now: number): Promise<TransactionRow | undefined> {
+      return db
+        .selectFrom('authn_transactions')
+        .selectAll()
+        .where('token_hash', '=', hash)
+        .where('ended_at', 'is not', null)
+        .where('expires_at', '>', now)
+        .executeTakeFirst();
+    },
     /**
      * Compare-and-set on the transaction status, so two parallel requests with one stateToken
      * cannot both advance it.

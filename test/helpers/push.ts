@@ -55,6 +55,16 @@ export async function activatePushUser(s: TestStack, email: string): Promise<Pus
   };
 }
 
+/**
+ * Puts a user one failed attempt short of the lockout (as after wrong codes), so that the next
+ * denial or wrong number on the device locks the account.
+ */
+export async function oneFailureFromLockout(s: Pick<TestStack, 'rt' | 'config'>, login: string): Promise<void> {
+  const user = await s.rt.store.repos.users.findUserByLogin(login);
+  if (!user) throw new Error(`no user ${login}`);
+  for (let i = 1; i < s.config.policy.maxFailedAttempts; i++) await s.rt.store.repos.users.recordFailedAttempt(user.id);
+}
+
 /** The pushes waiting for a device, as its event stream would deliver them. */
 export async function waitingPushes(s: TestStack, device: TestDevice) {
   const row = await s.rt.push.authenticateDevice(device.id, device.token);
