@@ -37,22 +37,43 @@ export async function activatePushUser(s: TestStack, email: string): Promise<Pus
   expectStatus(r, 'MFA_ENROLL_ACTIVATE');
   const pushFactorId = text(r.body, '_embedded', 'factor', 'id');
   const code = text(r.body, '_embedded', 'factor', '_embedded', 'activation', 'activationCode');
-  const key = newDeviceKey();
-  const enrolled = await postJson(s, '/api/v1/devices', {
-    activationCode: code,
-    name: `Test device of ${email}`,
-    publicKey: key.publicJwk,
-  });
-  if (enrolled.status !== 201) throw new Error(`device enrollment failed: ${JSON.stringify(enrolled.body)}`);
+  const enrolled = await enrollDevice(s, code, `Test device of ${email}`);
   r = await postJson(s, `/api/v1/authn/factors/${pushFactorId}/lifecycle/activate/poll`, { stateToken });
   expectStatus(r, 'SUCCESS');
   return {
     login: email.toLowerCase(),
     password: PASSWORD,
     pushFactorId,
-    totpSecret: base32Decode(text(enrolled.body, 'totp', 'sharedSecret')),
-    device: { id: text(enrolled.body, 'id'), token: text(enrolled.body, 'deviceToken'), ...key },
+    totpSecret: enrolled.totpSecret,
+    device: enrolled.device,
   };
+}
+
+/** `traqs-verify enroll` with an activation code: the new device and its Okta Verify code factor. */
+async function enrollDevice(s: Pick<TestStack, 'app'>, activationCode: string, name: string) {
+  const key = newDeviceKey();
+  const enrolled = await postJson(s, '/api/v1/devices', { activationCode, name, publicKey: key.publicJwk });
+  if (enrolled.status !== 201) throw new Error(`device enrollment failed: ${JSON.stringify(enrolled.body)}`);
+  return {
+    totpFactorId: text(enrolled.body, 'totp', 'factorId'),
+    totpSecret: base32Decode(text(enrolled.body, 'totp', 'sharedSecret')),
+    device: { id: text(enrolled.body, 'id'), token: text(enrolled.body, 'deviceToken'), ...key } satisfies TestDevice,
+  };
+}
+
+/**
+ * Adds Okta Verify to an active user, as the profile's "add a method" does: a pending push factor,
+ * its activation code, and the device enrolling with it. The push factor is ACTIVE afterwards,
+ * with its Okta Verify code factor beside it.
+ */
+export async function addPushDevice(s: Pick<TestStack, 'app' | 'rt'>, userId: string, name = 'Test phone') {
+  const now = s.rt.clock();
+  const { factorId, code } = await s.rt.store.transaction(async (repos) => {
+    const factor = s.rt.push.pendingFactor(userId, now);
+    await repos.factors.createFactor(factor);
+    return { factorId: factor.id, code: (await s.rt.push.issueActivation(repos, factor, now)).code };
+  });
+  return { pushFactorId: factorId, ...(await enrollDevice(s, code, name)) };
 }
 
 /**
