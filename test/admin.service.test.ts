@@ -12,7 +12,7 @@ import {
   tokenOf,
 } from './helpers/admin.ts';
 import { type BackendHandle, describeEachBackend } from './helpers/databases.ts';
-import { addPushDevice } from './helpers/push.ts';
+import { addPushDevice, endsWithin, openEventStream } from './helpers/push.ts';
 
 /**
  * The administration service end to end on both databases: each action changes the state, writes
@@ -282,9 +282,10 @@ describeEachBackend('administration service', (backend: BackendHandle) => {
     expect(await s.admin.resetFactors(ops, user.id)).toMatchObject({ ok: false, code: 'DENIED' });
   });
 
-  it('support resetting either half of Okta Verify removes both, in one email', async () => {
+  it('support resetting either half of Okta Verify removes both, in one email; the device stream ends at once', async () => {
     const user = await seedUser(s, s.firmA);
     const lost = await addPushDevice(s, user.id, 'Lost phone');
+    const stream = await openEventStream(s, lost.device);
     const one = await s.admin.resetFactor(support, user.id, lost.totpFactorId);
     expect(one).toMatchObject({ ok: true, value: { id: lost.totpFactorId } });
     // Okta Verify is one authenticator (push and code): its device is gone with either.
@@ -298,6 +299,7 @@ describeEachBackend('administration service', (backend: BackendHandle) => {
       factorId: lost.totpFactorId,
       alsoRemoved: [{ factorId: lost.pushFactorId, factorType: 'push:OKTA' }],
     });
+    expect(await endsWithin(stream.ended, 3_000)).toBe(true);
 
     // The management API (DELETE /api/v1/users/{id}/factors/{fid}) is the same reset.
     const other = await addPushDevice(s, user.id, 'Second phone');
@@ -309,6 +311,12 @@ describeEachBackend('administration service', (backend: BackendHandle) => {
     });
     expect(deleted.statusCode).toBe(204);
     expect(await s.store.repos.factors.listFactors(user.id)).toEqual([]);
+
+    // Resetting every factor ends the device's stream at once as well.
+    const third = await addPushDevice(s, user.id, 'Third phone');
+    const thirdStream = await openEventStream(s, third.device);
+    expect(await s.admin.resetFactors(support, user.id)).toMatchObject({ ok: true });
+    expect(await endsWithin(thirdStream.ended, 3_000)).toBe(true);
   });
 
   it('support sends a password-reset link (never a password) that opens the recovery flow', async () => {

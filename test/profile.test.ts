@@ -17,7 +17,7 @@ import {
   textOf,
   wrongCode,
 } from './helpers/profile.ts';
-import { addPushDevice } from './helpers/push.ts';
+import { addPushDevice, endsWithin, openEventStream } from './helpers/push.ts';
 import { createTestStack, type TestStack } from './helpers/stack.ts';
 import { type ActiveUser, CLIENT, postJson } from './helpers/users.ts';
 
@@ -271,8 +271,9 @@ describe('removing a security method', () => {
     expect(textOf(home.payload, 'activity')).toContain('Security method removed');
   });
 
-  it('removing Okta Verify push also removes its code factor: one email, one event', async () => {
+  it('removing Okta Verify push also removes its code factor: one email, one event, the stream ends', async () => {
     const ov = await addPushDevice(s, alice.user.id, 'Work phone');
+    const stream = await openEventStream(s, ov.device);
     const confirm = await b.get(`/profile/factors/${ov.pushFactorId}/remove`);
     expect(confirm.statusCode).toBe(200);
     expect(textOf(confirm.payload, 'also-removed')).toContain('Okta Verify (code) on Work phone');
@@ -293,6 +294,8 @@ describe('removing a security method', () => {
       remaining: 1,
       alsoRemoved: [{ factorId: ov.totpFactorId, name: 'Okta Verify (code) on Work phone' }],
     });
+    // The device's event stream ends at once (signalled), not at its next periodic re-read.
+    expect(await endsWithin(stream.ended, 3_000)).toBe(true);
     expect(await s.rt.push.authenticateDevice(ov.device.id, ov.device.token)).toBeUndefined();
   });
 

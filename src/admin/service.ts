@@ -3,7 +3,7 @@ import type { UserRow } from '../accounts/repository.ts';
 import { type AccountService, isValidEmail } from '../accounts/service.ts';
 import type { AuditRow } from '../audit/repository.ts';
 import { issueEmailLink } from '../authn/email-links.ts';
-import { deleteFactorWithCompanions } from '../authn/factors/push/push.ts';
+import { deleteFactorWithCompanions, type PushFactor } from '../authn/factors/push/push.ts';
 import type { FactorRow } from '../authn/factors/repository.ts';
 import type { Config, EnvironmentConfig } from '../config/schema.ts';
 import type { Repositories, Store } from '../db/store.ts';
@@ -326,6 +326,8 @@ export interface AdminServiceDeps {
   accounts: AccountService;
   /** Firms' identity providers (issue #8); absent, the identity-provider actions are refused. */
   federation?: FederationService;
+  /** Push: a factor reset ends the removed devices' event streams at once. */
+  push?: PushFactor;
 }
 
 /** The identity providers and the firms they may be added to (the console's "Firm single sign-on"). */
@@ -1299,6 +1301,11 @@ export function createAdminService(deps: AdminServiceDeps) {
           value: { removed: removed.map(factorView) },
           details: { factors: removed.map((f) => `${f.factor_type}:${f.provider}`), ...ended },
         };
+      }).then(async (r) => {
+        if (r.ok) {
+          await deps.push?.factorsRemoved(r.value.removed.map((f) => ({ id: f.id, factor_type: f.factorType })));
+        }
+        return r;
       });
     },
 
@@ -1307,9 +1314,10 @@ export function createAdminService(deps: AdminServiceDeps) {
      * push and code factors are one authenticator: either takes the other with it.
      */
     resetFactor(p: Principal, ref: string, factorId: string): Promise<AdminResult<FactorView>> {
+      let removed: FactorRow[] = [];
       return changeUser(p, 'factors.reset', 'user.mfa.factor.deactivate', ref, async (repos, user, now) => {
         const factor = factorId.length <= 40 ? await repos.factors.findFactor(user.id, factorId) : undefined;
-        const removed = factor ? await deleteFactorWithCompanions(repos, user.id, factor.id) : [];
+        removed = factor ? await deleteFactorWithCompanions(repos, user.id, factor.id) : [];
         if (!factor || !removed.length) return fail('NOT_FOUND', 'The user has no such factor.');
         const ended = await signOutIn(repos, user.id, now, null);
         const names = removed.map((f) => f.name);
@@ -1332,6 +1340,10 @@ export function createAdminService(deps: AdminServiceDeps) {
             ...ended,
           },
         };
+      }).then(async (r) => {
+        // After the commit: the removed device's event stream ends at once, not at its next re-read.
+        if (r.ok) await deps.push?.factorsRemoved(removed);
+        return r;
       });
     },
 

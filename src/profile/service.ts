@@ -648,7 +648,7 @@ export function createProfileService(deps: ProfileDeps) {
       const { user } = who;
       const factor = await store.repos.factors.findFactor(user.id, factorId);
       if (factor?.status !== 'ACTIVE') return { kind: 'not-found' };
-      return store.transaction(async (repos) => {
+      const result = await store.transaction(async (repos) => {
         // Okta Verify's push and code factors go together, in this one transaction.
         const removed = await deleteFactorWithCompanions(repos, user.id, factor.id);
         if (!removed.length) return { kind: 'not-found' as const };
@@ -664,8 +664,10 @@ export function createProfileService(deps: ProfileDeps) {
             : {}),
         });
         await notifier.factorRemoved(repos, user, removed.map((f) => f.name).join(', '), ctx);
-        return { kind: 'removed' as const, factor, remaining };
+        return { kind: 'removed' as const, factor, removed, remaining };
       });
+      if (result.kind === 'removed') await deps.push?.factorsRemoved(result.removed);
+      return result;
     },
 
     /**

@@ -1,6 +1,7 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { type PushDecision, signAnswer } from '../../src/authn/factors/push/answer.ts';
 import { base32Decode } from '../../src/authn/factors/totp/totp.ts';
+import { hashBearerSecret } from '../../src/lib/tokens.ts';
 import type { TestStack } from './stack.ts';
 import { type ApiAnswer, activateToEnrollment, expectStatus, PASSWORD, postJson, text } from './users.ts';
 
@@ -116,4 +117,30 @@ export async function answerPush(
     headers: res.headers,
     signature,
   };
+}
+
+/**
+ * Opens the device's event stream (`traqs-verify listen`) and waits until it is subscribed (its
+ * first read touched the device). `ended` settles with the stream's body once the server ends it.
+ */
+export async function openEventStream(s: Pick<TestStack, 'app' | 'rt' | 'clock'>, device: TestDevice) {
+  s.clock.advance(1_000);
+  const ended = s.app
+    .inject({
+      method: 'GET',
+      url: `/api/v1/devices/${device.id}/events`,
+      headers: { authorization: `Bearer ${device.token}` },
+    })
+    .then((res) => res.payload);
+  for (let i = 0; i < 100; i++) {
+    const row = await s.rt.store.repos.factors.push.findDeviceByTokenHash(hashBearerSecret(device.token));
+    if (row?.last_seen_at === s.clock()) return { ended };
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('the event stream did not start');
+}
+
+/** Whether `stream` ends within `ms` of real time (well under the streams' 10 s re-read). */
+export function endsWithin(stream: Promise<string>, ms: number): Promise<boolean> {
+  return Promise.race([stream.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
 }

@@ -445,6 +445,15 @@ export function createPushFactor(deps: PushDeps) {
     /** The user's push devices (the `devices` command). */
     listDevices: (userId: string) => store.repos.factors.push.listDevices(userId),
 
+    /**
+     * Ends at once the event streams (on whichever node) of the devices whose factors were just
+     * removed, committed (a profile removal, a support reset); without it they end at the next
+     * periodic re-read. Only push factors have streams.
+     */
+    async factorsRemoved(factors: readonly Pick<FactorRow, 'id' | 'factor_type'>[]): Promise<void> {
+      for (const f of factors) if (f.factor_type === PUSH.factorType) await publish(pushTopics.factor(f.id));
+    },
+
     /** `traqs-verify unenroll`: the push factor and its TOTP factor go; the device token dies with them. */
     async removeDevice(device: PushDeviceRow, ctx: RequestOrigin): Promise<boolean> {
       const user = await store.repos.users.findUserById(device.user_id);
