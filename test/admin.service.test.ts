@@ -1,8 +1,18 @@
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { CLI_PRINCIPAL, type Principal } from '../src/admin/service.ts';
 import { createBearerSecret, hashBearerSecret } from '../src/lib/tokens.ts';
-import { type AdminStack, createAdminStack, linkIn, mailTo, seedUser, staff, tokenOf } from './helpers/admin.ts';
+import {
+  type AdminStack,
+  apiToken,
+  createAdminStack,
+  linkIn,
+  mailTo,
+  seedUser,
+  staff,
+  tokenOf,
+} from './helpers/admin.ts';
 import { type BackendHandle, describeEachBackend } from './helpers/databases.ts';
+import { addPushDevice, endsWithin, openEventStream } from './helpers/push.ts';
 
 /**
  * The administration service end to end on both databases: each action changes the state, writes
@@ -270,6 +280,43 @@ describeEachBackend('administration service', (backend: BackendHandle) => {
     expect(all.ok && all.value.removed.map((f) => f.id)).toEqual(['uftother']);
     expect(await s.store.repos.factors.listFactors(user.id)).toEqual([]);
     expect(await s.admin.resetFactors(ops, user.id)).toMatchObject({ ok: false, code: 'DENIED' });
+  });
+
+  it('support resetting either half of Okta Verify removes both, in one email; the device stream ends at once', async () => {
+    const user = await seedUser(s, s.firmA);
+    const lost = await addPushDevice(s, user.id, 'Lost phone');
+    const stream = await openEventStream(s, lost.device);
+    const one = await s.admin.resetFactor(support, user.id, lost.totpFactorId);
+    expect(one).toMatchObject({ ok: true, value: { id: lost.totpFactorId } });
+    // Okta Verify is one authenticator (push and code): its device is gone with either.
+    expect(await s.store.repos.factors.listFactors(user.id)).toEqual([]);
+    const [mail, ...more] = (await mailTo(s, user.email)).filter((m) => m.template === 'factorsReset');
+    expect(more).toEqual([]);
+    expect(mail?.text_body).toContain('Lost phone');
+    expect(mail?.text_body).toContain('Okta Verify (code) on Lost phone');
+    const [event] = await events('user.mfa.factor.deactivate');
+    expect(event?.details).toMatchObject({
+      factorId: lost.totpFactorId,
+      alsoRemoved: [{ factorId: lost.pushFactorId, factorType: 'push:OKTA' }],
+    });
+    expect(await endsWithin(stream.ended, 3_000)).toBe(true);
+
+    // The management API (DELETE /api/v1/users/{id}/factors/{fid}) is the same reset.
+    const other = await addPushDevice(s, user.id, 'Second phone');
+    const token = await apiToken(s, 'support');
+    const deleted = await s.app.inject({
+      method: 'DELETE',
+      url: `/api/v1/users/${user.id}/factors/${other.pushFactorId}`,
+      headers: { authorization: `SSWS ${token}` },
+    });
+    expect(deleted.statusCode).toBe(204);
+    expect(await s.store.repos.factors.listFactors(user.id)).toEqual([]);
+
+    // Resetting every factor ends the device's stream at once as well.
+    const third = await addPushDevice(s, user.id, 'Third phone');
+    const thirdStream = await openEventStream(s, third.device);
+    expect(await s.admin.resetFactors(support, user.id)).toMatchObject({ ok: true });
+    expect(await endsWithin(thirdStream.ended, 3_000)).toBe(true);
   });
 
   it('support sends a password-reset link (never a password) that opens the recovery flow', async () => {

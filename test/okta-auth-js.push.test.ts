@@ -3,7 +3,7 @@ import { OktaAuth } from '@okta/okta-auth-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateTotp } from '../src/authn/factors/totp/totp.ts';
 import { freePorts } from './helpers/product-process.ts';
-import { activatePushUser, answerPush, type PushUser, waitingPushes } from './helpers/push.ts';
+import { activatePushUser, answerPush, oneFailureFromLockout, type PushUser, waitingPushes } from './helpers/push.ts';
 import { createTestStack, type TestStack } from './helpers/stack.ts';
 
 let s: TestStack;
@@ -26,13 +26,13 @@ const client = () =>
   new OktaAuth({ issuer, clientId: 'traqs-api', redirectUri: 'http://localhost/callback', pkce: false });
 
 /** Answers the device's waiting push once the browser side shows its number. */
-async function deviceAnswers(correct: () => number | undefined, pick: 'right' | 'wrong' | 'deny') {
+async function deviceAnswers(correct: () => number | undefined, pick: 'right' | 'wrong' | 'deny', user = u) {
   for (let i = 0; i < 100; i++) {
-    const [push] = await waitingPushes(s, u.device);
+    const [push] = await waitingPushes(s, user.device);
     const n = correct();
     if (push && n !== undefined) {
       const number = pick === 'right' ? n : pick === 'wrong' ? (push.numbers.find((x) => x !== n) ?? 0) : null;
-      return answerPush(s, u.device, push.id, pick === 'deny' ? 'DENY' : 'APPROVE', number);
+      return answerPush(s, user.device, push.id, pick === 'deny' ? 'DENY' : 'APPROVE', number);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -75,6 +75,21 @@ describe('@okta/okta-auth-js (unmodified) with the push factor', () => {
     await answering;
     expect(done?.status).toBe('MFA_CHALLENGE');
     expect(done?.factorResult).toBe('REJECTED');
+  });
+
+  it('ends the poll with LOCKED_OUT when a wrong number on the device locks the account', async () => {
+    const locked = await activatePushUser(s, 'okta.locked.push@acme.example');
+    const tx = await client().signInWithCredentials({ username: locked.login, password: locked.password });
+    // One failure short of the limit: the wrong number locks (NIST 800-63B §5.2.2).
+    await oneFailureFromLockout(s, locked.login);
+    const challenge = await tx.factors?.find((f) => f.factorType === 'push')?.verify();
+    const correct = (
+      challenge?.data?._embedded as { factor?: { _embedded?: { challenge?: { correctAnswer?: number } } } }
+    )?.factor?._embedded?.challenge?.correctAnswer;
+    const answering = deviceAnswers(() => correct, 'wrong', locked);
+    const done = await challenge?.poll?.(100);
+    expect((await answering).body.outcome).toBe('wrong_number');
+    expect(done?.status).toBe('LOCKED_OUT');
   });
 
   it('signs in with the Okta Verify code of the same enrollment', async () => {

@@ -17,6 +17,7 @@ import {
   textOf,
   wrongCode,
 } from './helpers/profile.ts';
+import { addPushDevice, endsWithin, openEventStream } from './helpers/push.ts';
 import { createTestStack, type TestStack } from './helpers/stack.ts';
 import { type ActiveUser, CLIENT, postJson } from './helpers/users.ts';
 
@@ -268,6 +269,52 @@ describe('removing a security method', () => {
     const home = await b.get('/?done=factor-removed');
     expect(home.payload).toContain('The security method was removed.');
     expect(textOf(home.payload, 'activity')).toContain('Security method removed');
+  });
+
+  it('removing Okta Verify push also removes its code factor: one email, one event, the stream ends', async () => {
+    const ov = await addPushDevice(s, alice.user.id, 'Work phone');
+    const stream = await openEventStream(s, ov.device);
+    const confirm = await b.get(`/profile/factors/${ov.pushFactorId}/remove`);
+    expect(confirm.statusCode).toBe(200);
+    expect(textOf(confirm.payload, 'also-removed')).toContain('Okta Verify (code) on Work phone');
+    expect(confirm.payload).not.toContain('last-method-warning');
+
+    const res = await submit(b, `/profile/factors/${ov.pushFactorId}/remove`, {});
+    expect(res.headers.location).toBe('/?done=factor-removed');
+    // Okta Verify is one authenticator: neither half outlives the other.
+    expect((await factorsOf(alice.user.id)).map((f) => f.id)).toEqual([alice.factorId]);
+    const sent = await mails(s, alice.login, 'factorRemoved');
+    expect(sent).toHaveLength(1);
+    expect(sent[0]?.text_body).toContain('Okta Verify (code) on Work phone');
+    const [event, ...more] = await events(s, 'user.mfa.factor.deactivate', alice.user.id);
+    expect(more).toEqual([]);
+    expectByUser(event);
+    expect(details(event)).toMatchObject({
+      factorId: ov.pushFactorId,
+      remaining: 1,
+      alsoRemoved: [{ factorId: ov.totpFactorId, name: 'Okta Verify (code) on Work phone' }],
+    });
+    // The device's event stream ends at once (signalled), not at its next periodic re-read.
+    expect(await endsWithin(stream.ended, 3_000)).toBe(true);
+    expect(await s.rt.push.authenticateDevice(ov.device.id, ov.device.token)).toBeUndefined();
+  });
+
+  it('removing the Okta Verify code removes its push too, and counts both for the last-method warning', async () => {
+    const ov = await addPushDevice(s, alice.user.id, 'Work phone');
+    await submit(b, `/profile/factors/${alice.factorId}/remove`, {});
+    // Only Okta Verify is left: removing either half leaves nothing (NIST 800-63B §6.1.2.3: the
+    // user then binds a new authenticator at the next sign-in).
+    const confirm = await b.get(`/profile/factors/${ov.totpFactorId}/remove`);
+    expect(confirm.payload).toContain('id="last-method-warning"');
+    const res = await submit(b, `/profile/factors/${ov.totpFactorId}/remove`, {});
+    expect(res.headers.location).toBe('/?done=factor-removed');
+    expect(await factorsOf(alice.user.id)).toEqual([]);
+    const [event] = await events(s, 'user.mfa.factor.deactivate', alice.user.id);
+    expect(details(event)).toMatchObject({
+      factorId: ov.totpFactorId,
+      remaining: 0,
+      alsoRemoved: [{ factorId: ov.pushFactorId }],
+    });
   });
 
   it('warns clearly before the last method goes, and allows it', async () => {

@@ -2,7 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cookiePrefix } from '../src/app.ts';
 import { createBrowser, csrfFrom } from './helpers/browser.ts';
 import { reverify, signedInUser } from './helpers/profile.ts';
-import { activatePushUser, answerPush, newDeviceKey, waitingPushes } from './helpers/push.ts';
+import {
+  activatePushUser,
+  answerPush,
+  newDeviceKey,
+  oneFailureFromLockout,
+  type PushUser,
+  waitingPushes,
+} from './helpers/push.ts';
 import { createTestStack, type TestStack } from './helpers/stack.ts';
 import { PASSWORD, postJson, provisionUser, RECOVERY } from './helpers/users.ts';
 
@@ -20,6 +27,18 @@ afterAll(() => s?.close());
 
 const status = async (b: ReturnType<typeof createBrowser>) =>
   JSON.parse((await b.get('/signin/push/status')).payload).status as string;
+
+/**
+ * The device denies its waiting push; the status the page's script polls then reads `expected`,
+ * and the script submits the page's "continue" check, whose answer this returns.
+ */
+async function denyAndContinue(b: ReturnType<typeof createBrowser>, u: PushUser, page: string, expected: string) {
+  const [push] = await waitingPushes(s, u.device);
+  if (!push) throw new Error('no push');
+  await answerPush(s, u.device, push.id, 'DENY', null);
+  expect(await status(b)).toBe(expected);
+  return b.post('/signin/verify/push/check', { factorId: u.pushFactorId, _csrf: csrfFrom(page) });
+}
 
 describe('push on the sign-in pages', () => {
   it('enrolls push at first sign-in: link, QR code, waiting until the device enrolled', async () => {
@@ -79,12 +98,7 @@ describe('push on the sign-in pages', () => {
     expect(push.numbers).toContain(shown);
     expect(await status(b)).toBe('WAITING');
 
-    await answerPush(s, u.device, push.id, 'DENY', null);
-    expect(await status(b)).toBe('REJECTED');
-    const checked = await b.post('/signin/verify/push/check', {
-      factorId: u.pushFactorId,
-      _csrf: csrfFrom(waiting.payload),
-    });
+    const checked = await denyAndContinue(b, u, waiting.payload, 'REJECTED');
     expect(checked.statusCode).toBe(303);
     const denied = await b.get('/signin/next');
     expect(denied.payload).toContain('The push was denied on your device');
@@ -106,6 +120,20 @@ describe('push on the sign-in pages', () => {
     });
     expect(done.statusCode).toBe(303);
     expect(done.headers.location).toBe('/');
+  });
+
+  it('a denial that locks the account shows the locked page, not "sign-in expired"', async () => {
+    const u = await activatePushUser(s, 'page.locked.push@acme.example');
+    const b = createBrowser(s);
+    await b.submit('/signin', '/signin', { username: u.login, password: u.password });
+    const chooser = await b.get(`/signin/next?factor=${u.pushFactorId}`);
+    await b.post('/signin/verify/push', { factorId: u.pushFactorId, _csrf: csrfFrom(chooser.payload) });
+    const waiting = await b.get('/signin/next');
+    await oneFailureFromLockout(s, u.login);
+    const checked = await denyAndContinue(b, u, waiting.payload, 'LOCKED_OUT');
+    expect(checked.statusCode).toBe(403);
+    expect(checked.payload).toContain('Your account is locked');
+    expect(checked.payload).not.toContain('Your sign-in expired');
   });
 
   it('adds push from the profile: link and QR code, then the device enrolls', async () => {

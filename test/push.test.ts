@@ -1,5 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { activatePushUser, answerPush, newDeviceKey, type PushUser, waitingPushes } from './helpers/push.ts';
+import {
+  activatePushUser,
+  answerPush,
+  newDeviceKey,
+  oneFailureFromLockout,
+  type PushUser,
+  waitingPushes,
+} from './helpers/push.ts';
 import { createTestStack, type TestStack } from './helpers/stack.ts';
 import { causes, field, postJson, provisionUser, text } from './helpers/users.ts';
 
@@ -113,6 +120,23 @@ describe('push factor through the Authentication API', () => {
     const actions = events.map((e) => e.action);
     expect(actions).toContain('user.mfa.okta_verify.wrong_number');
     expect(actions).toContain('user.mfa.okta_verify.deny_push');
+  });
+
+  it('a poll after the device locked the account out answers LOCKED_OUT, as the password step does', async () => {
+    const u = await activatePushUser(s, 'locked.push@acme.example');
+    const { stateToken } = await startPush(u);
+    // One failure short of the limit: the denial is the attempt that locks (NIST 800-63B §5.2.2).
+    await oneFailureFromLockout(s, u.login);
+    const [pushed] = await waitingPushes(s, u.device);
+    if (!pushed) throw new Error('no push');
+    expect((await answerPush(s, u.device, pushed.id, 'DENY', null)).body.outcome).toBe('denied');
+    expect((await s.rt.store.repos.users.findUserByLogin(u.login))?.status).toBe('LOCKED_OUT');
+    // Okta's transaction state, not an INVALID_TOKEN error: the client shows "account locked".
+    const locked = await poll(u, stateToken);
+    expect(locked.status).toBe(200);
+    expect(locked.body).toEqual({ status: 'LOCKED_OUT', _links: {} });
+    // A stateToken that never belonged to a locked user is still just invalid.
+    expect((await poll(u, 'x'.repeat(43))).body.errorCode).toBe('E0000011');
   });
 
   it('a push expires after 5 minutes (TIMEOUT) and cannot be approved afterwards', async () => {

@@ -3,6 +3,7 @@ import type { UserRow } from '../accounts/repository.ts';
 import { type AccountService, isValidEmail } from '../accounts/service.ts';
 import type { AuditRow } from '../audit/repository.ts';
 import { issueEmailLink } from '../authn/email-links.ts';
+import { deleteFactorWithCompanions, type PushFactor } from '../authn/factors/push/push.ts';
 import type { FactorRow } from '../authn/factors/repository.ts';
 import type { Config, EnvironmentConfig } from '../config/schema.ts';
 import type { Repositories, Store } from '../db/store.ts';
@@ -325,6 +326,8 @@ export interface AdminServiceDeps {
   accounts: AccountService;
   /** Firms' identity providers (issue #8); absent, the identity-provider actions are refused. */
   federation?: FederationService;
+  /** Push: a factor reset ends the removed devices' event streams at once. */
+  push?: PushFactor;
 }
 
 /** The identity providers and the firms they may be added to (the console's "Firm single sign-on"). */
@@ -1298,27 +1301,49 @@ export function createAdminService(deps: AdminServiceDeps) {
           value: { removed: removed.map(factorView) },
           details: { factors: removed.map((f) => `${f.factor_type}:${f.provider}`), ...ended },
         };
+      }).then(async (r) => {
+        if (r.ok) {
+          await deps.push?.factorsRemoved(r.value.removed.map((f) => ({ id: f.id, factor_type: f.factorType })));
+        }
+        return r;
       });
     },
 
-    /** Removes one factor (the lost device); the user's other methods keep working. */
+    /**
+     * Removes one factor (the lost device); the user's other methods keep working. Okta Verify's
+     * push and code factors are one authenticator: either takes the other with it.
+     */
     resetFactor(p: Principal, ref: string, factorId: string): Promise<AdminResult<FactorView>> {
+      let removed: FactorRow[] = [];
       return changeUser(p, 'factors.reset', 'user.mfa.factor.deactivate', ref, async (repos, user, now) => {
         const factor = factorId.length <= 40 ? await repos.factors.findFactor(user.id, factorId) : undefined;
-        if (!factor || !(await repos.factors.deleteFactor(user.id, factor.id))) {
-          return fail('NOT_FOUND', 'The user has no such factor.');
-        }
+        removed = factor ? await deleteFactorWithCompanions(repos, user.id, factor.id) : [];
+        if (!factor || !removed.length) return fail('NOT_FOUND', 'The user has no such factor.');
         const ended = await signOutIn(repos, user.id, now, null);
-        await notifier.factorsReset(repos, user, teamOf(p, 'support'), [factor.name], false);
+        const names = removed.map((f) => f.name);
+        await notifier.factorsReset(repos, user, teamOf(p, 'support'), names, false);
+        const companions = removed.slice(1);
         return {
           value: factorView(factor),
           details: {
             factorId: factor.id,
             factorType: `${factor.factor_type}:${factor.provider}`,
+            ...(companions.length
+              ? {
+                  alsoRemoved: companions.map((f) => ({
+                    factorId: f.id,
+                    factorType: `${f.factor_type}:${f.provider}`,
+                  })),
+                }
+              : {}),
             by: 'admin',
             ...ended,
           },
         };
+      }).then(async (r) => {
+        // After the commit: the removed device's event stream ends at once, not at its next re-read.
+        if (r.ok) await deps.push?.factorsRemoved(removed);
+        return r;
       });
     },
 

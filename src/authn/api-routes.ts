@@ -433,6 +433,9 @@ export function registerAuthnApi(
         // Push and FastPass are verified in two steps (a push or a challenge first); for a code
         // factor, the code is missing.
         result = await authn.challengeFactor(body.stateToken, factorId, ctx);
+        // A poll did not fail a credential: a lockout the device caused (a denial, a wrong number)
+        // is the transaction's state, LOCKED_OUT, as Okta reports it and as after the password step.
+        if (result.kind === 'locked') return reply(res, result);
       }
       // Mid-transaction lockout: Okta answers the factor verification itself with E0000069.
       if (result.kind === 'locked') throw new AppError('USER_LOCKED');

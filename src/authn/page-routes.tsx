@@ -498,7 +498,7 @@ export function registerSignInPages(app: FastifyInstance, deps: PageRouteDeps): 
     const token = req.cookies[txnCookie];
     const result = token ? await authn.getTransaction(token) : undefined;
     const t = result?.kind === 'transaction' ? result.txn : undefined;
-    let state = 'GONE';
+    let state = result?.kind === 'locked' ? 'LOCKED_OUT' : 'GONE';
     if (t?.push) state = t.push.challenge?.status ?? 'GONE';
     else if (t?.pushEnrollment) {
       state =

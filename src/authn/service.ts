@@ -280,6 +280,25 @@ export function createAuthnService(deps: AuthnDeps) {
     return store.repos.tokens.findTransaction(hashBearerSecret(stateToken), clock());
   }
 
+  /**
+   * Why a stateToken no longer loads: `locked` when the lockout itself ended its transaction (a
+   * push denied or answered with a wrong number once too often on the device, while this client
+   * polled). Okta reports that as the transaction state LOCKED_OUT, as after the password step;
+   * anything else stays INVALID_TOKEN.
+   */
+  async function endedByLockout(stateToken: unknown): Promise<AuthnResult> {
+    if (typeof stateToken !== 'string' || stateToken.length < 20 || stateToken.length > 200) {
+      return fail('INVALID_TOKEN');
+    }
+    const row = await store.repos.tokens.findEndedTransaction(hashBearerSecret(stateToken), clock());
+    const user = row ? await store.repos.users.findUserById(row.user_id) : undefined;
+    // `recordFailure` locks the user and ends their transactions at one instant.
+    if (row && user?.status === 'LOCKED_OUT' && user.locked_at !== null && row.ended_at === user.locked_at) {
+      return { kind: 'locked', user };
+    }
+    return fail('INVALID_TOKEN');
+  }
+
   /** After the password (or activation) step: enroll if nothing usable, else ask for a factor. */
   async function afterPrimary(
     repos: Repositories,
@@ -400,7 +419,7 @@ export function createAuthnService(deps: AuthnDeps) {
   ): Promise<AuthnResult> {
     if (!deps.push) return fail('NOT_FOUND');
     const row = await loadTransaction(stateToken);
-    if (!row) return fail('INVALID_TOKEN');
+    if (!row) return endedByLockout(stateToken);
     return pushOnTransaction(stateToken, row, await store.repos.factors.findFactor(row.user_id, factorId), ctx, mode);
   }
 
@@ -693,7 +712,7 @@ export function createAuthnService(deps: AuthnDeps) {
     /** `POST /api/v1/authn {stateToken}`: the current state of a transaction. */
     async getTransaction(stateToken: string): Promise<AuthnResult> {
       const row = await loadTransaction(stateToken);
-      if (!row) return fail('INVALID_TOKEN');
+      if (!row) return endedByLockout(stateToken);
       return view(store.repos, stateToken, row);
     },
 
@@ -1258,7 +1277,7 @@ export function createAuthnService(deps: AuthnDeps) {
      */
     async challengeFactor(stateToken: string, factorId: string, ctx: RequestContext): Promise<AuthnResult> {
       const row = await loadTransaction(stateToken);
-      if (!row) return fail('INVALID_TOKEN');
+      if (!row) return endedByLockout(stateToken);
       const factor = await store.repos.factors.findFactor(row.user_id, factorId);
       if (factor?.factor_type === PUSH.factorType) return pushOnTransaction(stateToken, row, factor, ctx, 'verify');
       return this.challengeWebAuthn(stateToken, factorId);

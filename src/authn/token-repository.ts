@@ -17,6 +17,8 @@ export type OneTimeTokenRow = Selectable<OneTimeTokensTable>;
  * secret itself is never stored.
  */
 export function createTokenRepository(db: Kysely<Database>) {
+  const unexpiredTransaction = (hash: string, now: number) =>
+    db.selectFrom('authn_transactions').selectAll().where('token_hash', '=', hash).where('expires_at', '>', now);
   return {
     async createEmailToken(row: EmailTokenRow): Promise<void> {
       await db.insertInto('email_tokens').values(row).execute();
@@ -52,13 +54,11 @@ export function createTokenRepository(db: Kysely<Database>) {
       await db.insertInto('authn_transactions').values(row).execute();
     },
     async findTransaction(hash: string, now: number): Promise<TransactionRow | undefined> {
-      return db
-        .selectFrom('authn_transactions')
-        .selectAll()
-        .where('token_hash', '=', hash)
-        .where('ended_at', 'is', null)
-        .where('expires_at', '>', now)
-        .executeTakeFirst();
+      return unexpiredTransaction(hash, now).where('ended_at', 'is', null).executeTakeFirst();
+    },
+    /** A transaction that was ended before it expired (to tell why a stateToken stopped working). */
+    async findEndedTransaction(hash: string, now: number): Promise<TransactionRow | undefined> {
+      return unexpiredTransaction(hash, now).where('ended_at', 'is not', null).executeTakeFirst();
     },
     /**
      * Compare-and-set on the transaction status, so two parallel requests with one stateToken

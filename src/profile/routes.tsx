@@ -357,9 +357,12 @@ export function registerProfile(app: FastifyInstance, deps: ProfileRouteDeps): v
 
   app.get('/profile/factors/:id/remove', get, async (req, reply) => {
     const w = who(req);
-    const { factor, isLast } = await removable(req);
+    const { factor, alsoRemoved, isLast } = await removable(req);
     if (needsVerification(reply, w, `/profile/factors/${factor.id}/remove`)) return reply;
-    return sendPage(reply, <RemoveMethodPage ctx={pageCtx(reply, w)} factor={factor} isLast={isLast} />);
+    return sendPage(
+      reply,
+      <RemoveMethodPage ctx={pageCtx(reply, w)} factor={factor} alsoRemoved={alsoRemoved} isLast={isLast} />,
+    );
   });
 
   app.post('/profile/factors/:id/remove', post, async (req, reply) => {

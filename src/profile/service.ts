@@ -6,7 +6,7 @@ import { type App, parsePreferences, type Role, wantsAutoPush } from '../account
 import type { UserRow } from '../accounts/repository.ts';
 import { createUserEventRecorder } from '../audit/record.ts';
 import { checkNewPassword, checkRecoveryAnswer, normalizeRecoveryAnswer } from '../authn/factors/password/policy.ts';
-import { PUSH } from '../authn/factors/push/push.ts';
+import { deleteFactorWithCompanions, factorsRemovedWith, PUSH } from '../authn/factors/push/push.ts';
 import type { FactorRow } from '../authn/factors/repository.ts';
 import { isRetiredFactorType, notEnrollableMessage, retirementLabel, usableFactors } from '../authn/factors/retired.ts';
 import type { AssertionInput, RegistrationInput } from '../authn/factors/webauthn/ceremony.ts';
@@ -617,14 +617,23 @@ export function createProfileService(deps: ProfileDeps) {
       });
     },
 
-    /** An ACTIVE factor of this user (never another user's) and whether it is the last one. */
-    async removalPreview(who: Who, factorId: string): Promise<{ factor: FactorRow; isLast: boolean } | undefined> {
+    /**
+     * An ACTIVE factor of this user (never another user's), the factors removed with it (the other
+     * half of Okta Verify) and whether nothing usable is left once they all go.
+     */
+    async removalPreview(
+      who: Who,
+      factorId: string,
+    ): Promise<{ factor: FactorRow; alsoRemoved: FactorRow[]; isLast: boolean } | undefined> {
       const factors = await store.repos.factors.listActiveFactors(who.user.id);
       const factor = factors.find((f) => f.id === factorId);
+      if (!factor) return undefined;
+      const going = new Set(await factorsRemovedWith(store.repos, who.user.id, factorId));
+      const alsoRemoved = factors.filter((f) => f.id !== factorId && going.has(f.id));
       // Only a method sign-in still offers can be the last one; a retired one goes freely.
       const usable = usableFactors(factors);
-      const isLast = usable.length === 1 && usable[0]?.id === factorId;
-      return factor ? { factor, isLast } : undefined;
+      const isLast = usable.some((f) => going.has(f.id)) && usable.every((f) => going.has(f.id));
+      return { factor, alsoRemoved, isLast };
     },
 
     /**
@@ -639,18 +648,26 @@ export function createProfileService(deps: ProfileDeps) {
       const { user } = who;
       const factor = await store.repos.factors.findFactor(user.id, factorId);
       if (factor?.status !== 'ACTIVE') return { kind: 'not-found' };
-      return store.transaction(async (repos) => {
-        if (!(await repos.factors.deleteFactor(user.id, factor.id))) return { kind: 'not-found' as const };
+      const result = await store.transaction(async (repos) => {
+        // Okta Verify's push and code factors go together, in this one transaction.
+        const removed = await deleteFactorWithCompanions(repos, user.id, factor.id);
+        if (!removed.length) return { kind: 'not-found' as const };
         const remaining = (await repos.factors.listActiveFactors(user.id)).length;
+        const companions = removed.slice(1);
         await audit(repos, ctx, 'user.mfa.factor.deactivate', 'success', user.id, {
           factorId: factor.id,
           provider: factor.provider,
           name: factor.name,
           remaining,
+          ...(companions.length
+            ? { alsoRemoved: companions.map((f) => ({ factorId: f.id, provider: f.provider, name: f.name })) }
+            : {}),
         });
-        await notifier.factorRemoved(repos, user, factor.name, ctx);
-        return { kind: 'removed' as const, factor, remaining };
+        await notifier.factorRemoved(repos, user, removed.map((f) => f.name).join(', '), ctx);
+        return { kind: 'removed' as const, factor, removed, remaining };
       });
+      if (result.kind === 'removed') await deps.push?.factorsRemoved(result.removed);
+      return result;
     },
 
     /**

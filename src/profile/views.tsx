@@ -186,7 +186,13 @@ export function SetupMethodPage(props: {
 }
 
 /** Confirmation before removing a method, with a clear warning when it is the last one. */
-export function RemoveMethodPage(props: { ctx: PageContext; factor: FactorRow; isLast: boolean }) {
+export function RemoveMethodPage(props: {
+  ctx: PageContext;
+  factor: FactorRow;
+  /** Removed with it: the other factor of the same Okta Verify device. */
+  alsoRemoved: FactorRow[];
+  isLast: boolean;
+}) {
   const { factor } = props;
   return (
     <Layout ctx={props.ctx} title={`Remove ${factor.name}`}>
@@ -200,6 +206,12 @@ export function RemoveMethodPage(props: { ctx: PageContext; factor: FactorRow; i
           <dt>Last used</dt>
           <dd>{formatTime(factor.last_used_at)}</dd>
         </dl>
+        {props.alsoRemoved.length ? (
+          <p id="also-removed">
+            {factor.name} is part of Okta Verify on one device: {props.alsoRemoved.map((f) => f.name).join(', ')} is
+            removed with it.
+          </p>
+        ) : null}
         {props.isLast ? (
           <p class="alert" role="alert" id="last-method-warning">
             This is your only security method. After you remove it, your next sign-in asks for your password and then

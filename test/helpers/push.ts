@@ -1,6 +1,7 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { type PushDecision, signAnswer } from '../../src/authn/factors/push/answer.ts';
 import { base32Decode } from '../../src/authn/factors/totp/totp.ts';
+import { hashBearerSecret } from '../../src/lib/tokens.ts';
 import type { TestStack } from './stack.ts';
 import { type ApiAnswer, activateToEnrollment, expectStatus, PASSWORD, postJson, text } from './users.ts';
 
@@ -37,22 +38,53 @@ export async function activatePushUser(s: TestStack, email: string): Promise<Pus
   expectStatus(r, 'MFA_ENROLL_ACTIVATE');
   const pushFactorId = text(r.body, '_embedded', 'factor', 'id');
   const code = text(r.body, '_embedded', 'factor', '_embedded', 'activation', 'activationCode');
-  const key = newDeviceKey();
-  const enrolled = await postJson(s, '/api/v1/devices', {
-    activationCode: code,
-    name: `Test device of ${email}`,
-    publicKey: key.publicJwk,
-  });
-  if (enrolled.status !== 201) throw new Error(`device enrollment failed: ${JSON.stringify(enrolled.body)}`);
+  const enrolled = await enrollDevice(s, code, `Test device of ${email}`);
   r = await postJson(s, `/api/v1/authn/factors/${pushFactorId}/lifecycle/activate/poll`, { stateToken });
   expectStatus(r, 'SUCCESS');
   return {
     login: email.toLowerCase(),
     password: PASSWORD,
     pushFactorId,
-    totpSecret: base32Decode(text(enrolled.body, 'totp', 'sharedSecret')),
-    device: { id: text(enrolled.body, 'id'), token: text(enrolled.body, 'deviceToken'), ...key },
+    totpSecret: enrolled.totpSecret,
+    device: enrolled.device,
   };
+}
+
+/** `traqs-verify enroll` with an activation code: the new device and its Okta Verify code factor. */
+async function enrollDevice(s: Pick<TestStack, 'app'>, activationCode: string, name: string) {
+  const key = newDeviceKey();
+  const enrolled = await postJson(s, '/api/v1/devices', { activationCode, name, publicKey: key.publicJwk });
+  if (enrolled.status !== 201) throw new Error(`device enrollment failed: ${JSON.stringify(enrolled.body)}`);
+  return {
+    totpFactorId: text(enrolled.body, 'totp', 'factorId'),
+    totpSecret: base32Decode(text(enrolled.body, 'totp', 'sharedSecret')),
+    device: { id: text(enrolled.body, 'id'), token: text(enrolled.body, 'deviceToken'), ...key } satisfies TestDevice,
+  };
+}
+
+/**
+ * Adds Okta Verify to an active user, as the profile's "add a method" does: a pending push factor,
+ * its activation code, and the device enrolling with it. The push factor is ACTIVE afterwards,
+ * with its Okta Verify code factor beside it.
+ */
+export async function addPushDevice(s: Pick<TestStack, 'app' | 'rt'>, userId: string, name = 'Test phone') {
+  const now = s.rt.clock();
+  const { factorId, code } = await s.rt.store.transaction(async (repos) => {
+    const factor = s.rt.push.pendingFactor(userId, now);
+    await repos.factors.createFactor(factor);
+    return { factorId: factor.id, code: (await s.rt.push.issueActivation(repos, factor, now)).code };
+  });
+  return { pushFactorId: factorId, ...(await enrollDevice(s, code, name)) };
+}
+
+/**
+ * Puts a user one failed attempt short of the lockout (as after wrong codes), so that the next
+ * denial or wrong number on the device locks the account.
+ */
+export async function oneFailureFromLockout(s: Pick<TestStack, 'rt' | 'config'>, login: string): Promise<void> {
+  const user = await s.rt.store.repos.users.findUserByLogin(login);
+  if (!user) throw new Error(`no user ${login}`);
+  for (let i = 1; i < s.config.policy.maxFailedAttempts; i++) await s.rt.store.repos.users.recordFailedAttempt(user.id);
 }
 
 /** The pushes waiting for a device, as its event stream would deliver them. */
@@ -85,4 +117,30 @@ export async function answerPush(
     headers: res.headers,
     signature,
   };
+}
+
+/**
+ * Opens the device's event stream (`traqs-verify listen`) and waits until it is subscribed (its
+ * first read touched the device). `ended` settles with the stream's body once the server ends it.
+ */
+export async function openEventStream(s: Pick<TestStack, 'app' | 'rt' | 'clock'>, device: TestDevice) {
+  s.clock.advance(1_000);
+  const ended = s.app
+    .inject({
+      method: 'GET',
+      url: `/api/v1/devices/${device.id}/events`,
+      headers: { authorization: `Bearer ${device.token}` },
+    })
+    .then((res) => res.payload);
+  for (let i = 0; i < 100; i++) {
+    const row = await s.rt.store.repos.factors.push.findDeviceByTokenHash(hashBearerSecret(device.token));
+    if (row?.last_seen_at === s.clock()) return { ended };
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('the event stream did not start');
+}
+
+/** Whether `stream` ends within `ms` of real time (well under the streams' 10 s re-read). */
+export function endsWithin(stream: Promise<string>, ms: number): Promise<boolean> {
+  return Promise.race([stream.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
 }

@@ -50,7 +50,7 @@ function parse(payload: string): Record<string, unknown> {
 
 /** POSTs JSON (or a raw body with its own content type) to the idp from {@link CLIENT}. */
 export async function postJson(
-  s: TestStack,
+  s: Pick<TestStack, 'app'>,
   url: string,
   payload: unknown,
   options: { contentType?: string; raw?: boolean } = {},

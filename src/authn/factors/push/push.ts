@@ -86,6 +86,36 @@ export function cleanDeviceName(name: string): string | undefined {
 }
 
 /**
+ * The factors removed together with `factorId` (itself first): Okta Verify is one authenticator,
+ * so the push factor and the TOTP factor its device enrolled go together, whichever of the two is
+ * removed (Okta: deleting either Okta Verify factor unenrolls the app and its device). Any other
+ * factor goes alone. Read it before deleting: the device row goes with its push factor.
+ */
+export async function factorsRemovedWith(repos: Repositories, userId: string, factorId: string): Promise<string[]> {
+  const device = await repos.factors.push.findDeviceOfFactor(userId, factorId);
+  const companions = device ? [device.factor_id, device.totp_factor_id] : [];
+  return [factorId, ...companions.filter((id): id is string => !!id && id !== factorId)];
+}
+
+/**
+ * Deletes `factorId` with the factors that go with it (`factorsRemovedWith`), in the caller's
+ * transaction; the rows deleted, `factorId`'s first, or none when it was already gone.
+ */
+export async function deleteFactorWithCompanions(
+  repos: Repositories,
+  userId: string,
+  factorId: string,
+): Promise<FactorRow[]> {
+  const removed: FactorRow[] = [];
+  for (const id of await factorsRemovedWith(repos, userId, factorId)) {
+    const factor = await repos.factors.findFactor(userId, id);
+    if (factor && (await repos.factors.deleteFactor(userId, id))) removed.push(factor);
+    else if (id === factorId) return [];
+  }
+  return removed;
+}
+
+/**
  * The push factor: activation of a `traqs-verify` device, pushes with number matching, the
  * device's signed answers, and the rules against push bombing. Sign-in (`AuthnService`) and the
  * device endpoints both go through this.
@@ -415,13 +445,21 @@ export function createPushFactor(deps: PushDeps) {
     /** The user's push devices (the `devices` command). */
     listDevices: (userId: string) => store.repos.factors.push.listDevices(userId),
 
+    /**
+     * Ends at once the event streams (on whichever node) of the devices whose factors were just
+     * removed, committed (a profile removal, a support reset); without it they end at the next
+     * periodic re-read. Only push factors have streams.
+     */
+    async factorsRemoved(factors: readonly Pick<FactorRow, 'id' | 'factor_type'>[]): Promise<void> {
+      for (const f of factors) if (f.factor_type === PUSH.factorType) await publish(pushTopics.factor(f.id));
+    },
+
     /** `traqs-verify unenroll`: the push factor and its TOTP factor go; the device token dies with them. */
     async removeDevice(device: PushDeviceRow, ctx: RequestOrigin): Promise<boolean> {
       const user = await store.repos.users.findUserById(device.user_id);
       if (!user) return false;
       const removed = await store.transaction(async (repos) => {
-        if (!(await repos.factors.deleteFactor(user.id, device.factor_id))) return false;
-        if (device.totp_factor_id) await repos.factors.deleteFactor(user.id, device.totp_factor_id);
+        if (!(await deleteFactorWithCompanions(repos, user.id, device.factor_id)).length) return false;
         await audit(repos, ctx, 'user.mfa.factor.deactivate', 'success', user.id, {
           factorId: device.factor_id,
           factorType: PUSH.factorType,

@@ -57,6 +57,15 @@ export function createPushRepository(db: Kysely<Database>) {
     async findDeviceByFactor(factorId: string): Promise<PushDeviceRow | undefined> {
       return db.selectFrom('push_devices').selectAll().where('factor_id', '=', factorId).executeTakeFirst();
     },
+    /** The user's device enrolled with `factorId`, whether that is its push or its TOTP factor. */
+    async findDeviceOfFactor(userId: string, factorId: string): Promise<PushDeviceRow | undefined> {
+      return db
+        .selectFrom('push_devices')
+        .selectAll()
+        .where('user_id', '=', userId)
+        .where((eb) => eb.or([eb('factor_id', '=', factorId), eb('totp_factor_id', '=', factorId)]))
+        .executeTakeFirst();
+    },
     async listDevices(userId: string): Promise<PushDeviceRow[]> {
       return db.selectFrom('push_devices').selectAll().where('user_id', '=', userId).orderBy('created_at').execute();
     },
