@@ -280,7 +280,12 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
     secureCookies,
     cookieSecret: rt.keys.cookieSecret,
     postsPerMinutePerIp: config.policy.authRequestsPerMinutePerIp,
-    rateLimitStore: databaseRateLimitStore(rt.store.repos.rateLimits, rt.clock, prefix),
+    rateLimitStore: databaseRateLimitStore({
+      repository: rt.store.repos.rateLimits,
+      clock: rt.clock,
+      service: prefix,
+      key: rt.keys.rateLimitKey,
+    }),
     formActionOrigins,
     page,
   });

@@ -27,6 +27,14 @@ describe('configuration', () => {
     expect(problems).toMatch(/environments\.1\.idp\.port/);
   });
 
+  it('trusts X-Forwarded-For only from named proxies: true means private addresses, never everyone', () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ TRAQS_TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    expect(loadConfig({ TRAQS_TRUST_PROXY: 'true' }).trustProxy).toBe('loopback, linklocal, uniquelocal');
+    expect(loadConfig({ TRAQS_TRUST_PROXY: '10.0.0.0/8, 192.0.2.7' }).trustProxy).toBe('10.0.0.0/8, 192.0.2.7');
+    expect(() => loadConfig({ TRAQS_TRUST_PROXY: 'everyone' })).toThrow(/trustProxy: a comma-separated list/);
+  });
+
   it('refuses development defaults in a production deployment', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(
       /https:\/\/ in production[\s\S]*kek: required in production/,

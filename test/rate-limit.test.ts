@@ -1,5 +1,6 @@
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CLI_PRINCIPAL, createAdminServiceFor } from '../src/admin/service.ts';
 import { buildIdp, openEnvironment } from '../src/app.ts';
 import { describeEachBackend } from './helpers/databases.ts';
 import { createTestStack, type TestStack } from './helpers/stack.ts';
@@ -60,6 +61,76 @@ describe('per-IP rate limit in front of sign-in', () => {
     const statuses = [];
     for (let i = 0; i < 4; i++) statuses.push((await attempt(ip)).statusCode);
     expect(statuses).toEqual([401, 401, 401, 429]);
+  });
+});
+
+describe('behind a reverse proxy (trustProxy)', () => {
+  it('counts the address the proxy saw, whatever the client writes into X-Forwarded-For', async () => {
+    s = await createTestStack({ overrides: { trustProxy: true, policy: { authRequestsPerMinutePerIp: 3 } } });
+    // The proxy (on a private address) appends the client's address to what the client sent.
+    const viaProxy = (spoofed: string) =>
+      s.app.inject({
+        method: 'POST',
+        url: '/api/v1/authn',
+        remoteAddress: '10.0.0.2',
+        headers: { 'x-forwarded-for': `${spoofed}, 203.0.113.50` },
+        payload: { username: 'nobody@acme.example', password: 'guess guess guess' },
+      });
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await viaProxy(`192.0.2.${i + 1}`)).statusCode);
+    // A new made-up address on every request does not buy a new budget.
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    // The audit log records the client's address, not the made-up one.
+    const [event] = await s.rt.store.repos.audit.listEvents({ limit: 1 });
+    expect(event?.ip).toBe('203.0.113.50');
+    // The header from a client that is not a trusted proxy is ignored altogether.
+    const direct = await s.app.inject({
+      method: 'POST',
+      url: '/api/v1/authn',
+      remoteAddress: '198.51.100.77',
+      headers: { 'x-forwarded-for': '203.0.113.50' },
+      payload: { username: 'nobody@acme.example', password: 'guess guess guess' },
+    });
+    expect(direct.statusCode).toBe(401);
+  });
+});
+
+describe('the management API has a budget of its own', () => {
+  it('counts its POST, PUT and DELETE in one budget of 600 a minute, apart from the sign-in forms', async () => {
+    s = await createTestStack({ overrides: { policy: { authRequestsPerMinutePerIp: 3 } } });
+    const ip = '198.51.100.30';
+    const token = await createAdminServiceFor(s.rt).createApiToken(CLI_PRINCIPAL, {
+      name: 'provisioning script',
+      role: 'admin',
+      firmId: null,
+    });
+    if (!token.ok) throw new Error(token.message);
+    const headers = { authorization: `SSWS ${token.value.token}` };
+    const calls = [
+      { method: 'POST', url: '/api/v1/users' },
+      { method: 'PUT', url: '/api/v1/users/00unknown0000000000' },
+      { method: 'DELETE', url: '/api/v1/users/00unknown0000000000' },
+    ] as const;
+    const statuses = new Map<number, number>();
+    for (let i = 0; i < 600; i++) {
+      const call = calls[i % calls.length] ?? calls[0];
+      const r = await s.app.inject({ ...call, headers, remoteAddress: ip, payload: {} });
+      statuses.set(r.statusCode, (statuses.get(r.statusCode) ?? 0) + 1);
+    }
+    // Refused as invalid or unknown, and every one counted, none over the limit yet.
+    expect(statuses.get(429)).toBeUndefined();
+    expect([...statuses.keys()].every((status) => status >= 400 && status < 500)).toBe(true);
+    const over = await s.app.inject({
+      method: 'DELETE',
+      url: '/api/v1/users/00unknown0000000000',
+      headers,
+      remoteAddress: ip,
+    });
+    expect(over.statusCode).toBe(429);
+    // The sign-in budget of that address (3) is untouched by all of it.
+    const signIns = [];
+    for (let i = 0; i < 4; i++) signIns.push((await attempt(ip)).statusCode);
+    expect(signIns).toEqual([401, 401, 401, 429]);
   });
 });
 

@@ -250,7 +250,10 @@ export function registerManagementApi(app: FastifyInstance, deps: ManagementApiD
   const baseUrl = deps.environment.idp.publicUrl;
   const environmentId = deps.environment.id;
   const principals = new WeakMap<FastifyRequest, Principal>();
-  const rateLimit = { rateLimit: { max: deps.managementRequestsPerMinute ?? 600, timeWindow: 60_000 } };
+  // One budget per address for every management route, apart from the sign-in forms' budget.
+  const rateLimit = {
+    rateLimit: { max: deps.managementRequestsPerMinute ?? 600, timeWindow: 60_000, groupId: 'management-api' },
+  };
 
   const who = (req: FastifyRequest): Principal => {
     const p = principals.get(req);

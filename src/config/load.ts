@@ -72,7 +72,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Json
   if (env.TRAQS_LOG_LEVEL) fromEnv.logLevel = env.TRAQS_LOG_LEVEL;
   if (env.TRAQS_DEPLOYMENT) fromEnv.deployment = env.TRAQS_DEPLOYMENT;
   else if (env.NODE_ENV === 'production') fromEnv.deployment = 'production';
-  if (env.TRAQS_TRUST_PROXY) fromEnv.trustProxy = env.TRAQS_TRUST_PROXY === 'true';
+  if (env.TRAQS_TRUST_PROXY) {
+    const v = env.TRAQS_TRUST_PROXY;
+    fromEnv.trustProxy = v === 'true' ? true : v === 'false' ? false : v;
+  }
   if (env.TRAQS_TLS_CERT_FILE || env.TRAQS_TLS_KEY_FILE) {
     fromEnv.tls = { certFile: env.TRAQS_TLS_CERT_FILE, keyFile: env.TRAQS_TLS_KEY_FILE };
   }

@@ -105,6 +105,9 @@ const argon2Schema = z
   })
   .strict();
 
+/** What `trustProxy: true` trusts: proxies on this host or a private network. */
+export const PRIVATE_PROXIES = 'loopback, linklocal, uniquelocal';
+
 export const configSchema = z
   .object({
     /** `development` allows generated secrets and plain HTTP; `production` refuses them. */
@@ -113,7 +116,27 @@ export const configSchema = z
     /** Address the listeners bind to. */
     host: z.string().min(1).default('127.0.0.1'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    trustProxy: z.boolean().default(false),
+    /**
+     * The reverse proxies whose `X-Forwarded-For` (and `-Proto`, `-Host`) are believed: addresses,
+     * CIDR ranges or proxy-addr's names (`loopback`, `linklocal`, `uniquelocal`), comma-separated.
+     * The client address is the right-most one not among them. `true` means every private address
+     * (a proxy on this host or the internal network); `false` ignores the headers. Never "trust
+     * all": the left-most entry is whatever the client wrote, and would choose its own rate-limit
+     * key and audit address (OWASP ASVS 14.5.3 spirit: do not trust client-supplied headers).
+     */
+    trustProxy: z
+      .union([
+        z.boolean(),
+        z
+          .string()
+          .trim()
+          .regex(
+            /^(?:loopback|linklocal|uniquelocal|[0-9A-Fa-f.:]+(?:\/\d{1,3})?)(?:\s*,\s*(?:loopback|linklocal|uniquelocal|[0-9A-Fa-f.:]+(?:\/\d{1,3})?))*$/,
+            'trustProxy: a comma-separated list of proxy addresses, CIDR ranges, loopback, linklocal or uniquelocal; or true / false',
+          ),
+      ])
+      .default(false)
+      .transform((v): string | false => (v === true ? PRIVATE_PROXIES : v === false || v === '' ? false : v)),
     /** Serve HTTPS directly (PEM files); otherwise terminate TLS at a reverse proxy (`trustProxy`). */
     tls: z
       .object({ certFile: z.string().min(1), keyFile: z.string().min(1) })

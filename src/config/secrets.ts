@@ -17,6 +17,8 @@ export interface EnvironmentKeys {
   portalClientSecret: string;
   /** Signs the client address a front service forwards to the idp (`src/lib/forwarded.ts`). */
   forwardingKey: Buffer;
+  /** Keys the per-address request counters (`src/web/rate-limit.ts`): no address can be read back. */
+  rateLimitKey: Buffer;
   /** Where the key came from, for the start-up log. */
   source: 'config' | 'generated-file';
 }
@@ -53,6 +55,7 @@ export function loadEnvironmentKeys(config: Readonly<Config>, env: Readonly<Envi
     oidcCookieKey: derive('oidc-cookie').toString('base64url'),
     portalClientSecret: derive('portal-client-secret').toString('base64url'),
     forwardingKey: derive('forwarded-for'),
+    rateLimitKey: derive('rate-limit'),
     source,
   };
 }

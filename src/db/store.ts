@@ -94,7 +94,9 @@ export function createStore(db: Db): Store {
         try {
           return await work();
         } finally {
-          await sql`select pg_advisory_unlock(${key}::bigint)`.execute(connection);
+          // A lost connection has released the lock with its session: that must not turn work
+          // that succeeded into a failure.
+          await sql`select pg_advisory_unlock(${key}::bigint)`.execute(connection).catch(() => undefined);
         }
       });
     },

@@ -131,6 +131,16 @@ function requestOf(ctx: KoaContext | undefined): CurrentRequest | undefined {
   return ctx?.state?.[REQUEST_STATE] as CurrentRequest | undefined;
 }
 
+/**
+ * The client's address as Fastify determined it from the trusted proxies (`trustProxy`), which
+ * middie hands on as `req.ip`; Koa's own `ctx.ip` would take the left-most X-Forwarded-For entry,
+ * which the client chooses.
+ */
+function clientIp(ctx: KoaContext): string | null {
+  const fromFastify = ctx.req.ip;
+  return typeof fromFastify === 'string' ? fromFastify : (ctx.req.socket.remoteAddress ?? null);
+}
+
 /** One thing read ahead, once: `undefined` when it was not read or is already taken. */
 function takeAhead<K extends 'grant' | 'subject' | 'described'>(
   ahead: ReadAhead | undefined,
@@ -273,7 +283,7 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
       if (!described || described.revoked_at !== null) return undefined;
       // Through `download`'s token endpoint the caller's address comes in a signed header.
       const forwarded = verifyForwardedFor(deps.keys.forwardingKey, ctx.get(FORWARDED_HEADER) || undefined, clock());
-      const ip = forwarded ?? ctx.ip ?? null;
+      const ip = forwarded ?? clientIp(ctx);
       const now = clock();
       if (described.last_used_at === null || described.last_used_at < now - 60_000 || described.last_used_ip !== ip) {
         await store.repos.apiTokens.markUsed(idHash, now, ip);
@@ -489,11 +499,12 @@ export async function createAuthorizationServer(deps: AuthorizationServerDeps): 
       // Nodes' clocks differ a little: accept tokens a few seconds early or late (RFC 7519 §4.1.4).
       clockTolerance: 5,
     });
-    provider.proxy = config.trustProxy;
+    // X-Forwarded-Proto and -Host from the proxy; the client address is Fastify's (`clientIp`).
+    provider.proxy = config.trustProxy !== false;
     provider.use(async (ctx, next) => {
       const userAgent = ctx.get('user-agent');
       const request: CurrentRequest = {
-        ip: ctx.ip ?? null,
+        ip: clientIp(ctx),
         userAgent: userAgent ? userAgent.slice(0, 512) : null,
       };
       ctx.state[REQUEST_STATE] = request;

@@ -54,7 +54,12 @@ export async function buildPortal(rt: EnvironmentRuntime, deps: PortalDeps = {})
     secureCookies,
     cookieSecret: rt.keys.cookieSecret,
     postsPerMinutePerIp: config.policy.authRequestsPerMinutePerIp,
-    rateLimitStore: databaseRateLimitStore(rt.store.repos.rateLimits, rt.clock, prefix),
+    rateLimitStore: databaseRateLimitStore({
+      repository: rt.store.repos.rateLimits,
+      clock: rt.clock,
+      service: prefix,
+      key: rt.keys.rateLimitKey,
+    }),
     // Signing out and asking for a refresh token are forms whose answer redirects to the idp
     // (browsers apply CSP form-action to those redirects too).
     formActionOrigins: [new URL(environment.idp.publicUrl).origin],

@@ -35,7 +35,10 @@ declare module 'oidc-provider' {
   export interface KoaContext {
     method: string;
     path: string;
+    /** Koa's: the left-most X-Forwarded-For entry when `proxy` is on (client-chosen): see `clientIp`. */
     ip: string;
+    /** Node's request; middie sets `ip` on it to Fastify's client address. */
+    req: IncomingMessage & { ip?: unknown };
     type: string;
     body: unknown;
     status: number;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../db/schema.ts';
@@ -43,33 +43,88 @@ export function createRateLimitRepository(db: Kysely<Database>) {
 }
 export type RateLimitRepository = ReturnType<typeof createRateLimitRepository>;
 
+/** At most this many addresses are remembered as over their limit in one process (see below). */
+const MAX_BLOCKED = 10_000;
+
+interface StoreOptions {
+  repository: RateLimitRepository;
+  clock: Clock;
+  /** Keeps each service's budget apart (the idp and the portal share an environment's database). */
+  service: string;
+  /** HMAC key of the stored counter keys (`EnvironmentKeys.rateLimitKey`). */
+  key: Buffer;
+}
+
 /**
- * The store `@fastify/rate-limit` counts in, over `repository`. `service` keeps each service's
- * budget apart (the idp and the portal share an environment's database). Keys are hashed: the
- * table holds no addresses.
+ * The store `@fastify/rate-limit` counts in, over `repository`.
+ *
+ * - Counter keys are HMAC-SHA-256 under a key of the environment: an unkeyed hash of an IPv4
+ *   address is reversed by trying all 2^32, so the table would in effect hold the addresses.
+ * - A route with a limit of its own (`config.rateLimit`, e.g. the management API's) counts apart
+ *   from the global limit of the sign-in forms, as the plugin's own in-memory store does: the
+ *   plugin makes that route's store with `child`.
+ * - An address found over its limit is refused without touching the database until its window
+ *   ends (remembered in this process only, at most MAX_BLOCKED of them): a flood from one address
+ *   costs no database write per request.
  */
-export function databaseRateLimitStore(
-  repository: RateLimitRepository,
-  clock: Clock,
-  service: string,
-): FastifyRateLimitStoreCtor {
+export function databaseRateLimitStore(options: StoreOptions): FastifyRateLimitStoreCtor {
+  const { repository, clock, service, key } = options;
+  /** Counter key → when its window ends and the count, for keys already over their limit. */
+  const blocked = new Map<string, { until: number; count: number }>();
+
+  function forgetEnded(now: number): void {
+    for (const [k, v] of blocked) if (v.until <= now) blocked.delete(k);
+  }
+
   return class DatabaseRateLimitStore implements FastifyRateLimitStore {
+    /** The plugin constructs the global store with its options; `child` names a route's scope. */
+    constructor(
+      _pluginOptions?: unknown,
+      private readonly scope = 'global',
+    ) {}
+
     incr(
-      key: string,
+      requestKey: string,
       callback: (error: Error | null, result?: { current: number; ttl: number }) => void,
       timeWindow: number,
+      max: number,
     ): void {
       const now = clock();
-      const keyHash = createHash('sha256').update(`${service}\n${key}`, 'utf8').digest('hex');
+      const keyHash = createHmac('sha256', key)
+        .update(`${service}\n${this.scope}\n${requestKey}`, 'utf8')
+        .digest('hex');
+      const known = blocked.get(keyHash);
+      if (known && known.until > now) {
+        known.count++;
+        callback(null, { current: known.count, ttl: known.until - now });
+        return;
+      }
+      if (known) blocked.delete(keyHash);
       repository.increment(keyHash, now, timeWindow).then(
-        ({ count, windowStart }) =>
-          callback(null, { current: count, ttl: Math.max(0, windowStart + timeWindow - now) }),
+        ({ count, windowStart }) => {
+          const until = windowStart + timeWindow;
+          if (count > max) {
+            if (blocked.size >= MAX_BLOCKED) forgetEnded(now);
+            if (blocked.size < MAX_BLOCKED) blocked.set(keyHash, { until, count });
+          }
+          callback(null, { current: count, ttl: Math.max(0, until - now) });
+        },
         (error: unknown) => callback(error instanceof Error ? error : new Error(String(error))),
       );
     }
 
-    child(): FastifyRateLimitStore {
-      return this;
+    child(routeOptions: Parameters<FastifyRateLimitStore['child']>[0]): FastifyRateLimitStore {
+      // At run time the plugin passes the route's merged limit options with the route as `routeInfo`.
+      const { routeInfo, groupId } = routeOptions as unknown as {
+        routeInfo?: { method?: unknown; url?: unknown };
+        groupId?: unknown;
+      };
+      return new DatabaseRateLimitStore(
+        undefined,
+        typeof groupId === 'string'
+          ? `group ${groupId}`
+          : `route ${String(routeInfo?.method)} ${String(routeInfo?.url)}`,
+      );
     }
   };
 }

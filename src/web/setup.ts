@@ -104,6 +104,9 @@ function classify(err: FastifyError, bodyLimit: number): { name: OktaErrorName; 
   }
 }
 
+/** Methods that change nothing (RFC 9110 §9.2.1): never counted by the per-IP limit. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 /** `POST /api/v1/authn/factors/{id}/verify` (a code, a FastPass answer, or a push poll). */
 const FACTOR_VERIFY_PATH = /^\/api\/v1\/authn\/factors\/[^/?]+\/verify(?:\?|$)/;
 /** How many times the per-IP limit a second factor's `verify` allows (see `setupWeb`). */
@@ -147,7 +150,8 @@ export async function setupWeb(app: FastifyInstance, setup: WebSetup): Promise<v
       key.endsWith(verifySuffix) ? setup.postsPerMinutePerIp * FACTOR_VERIFY_BUDGET : setup.postsPerMinutePerIp,
     timeWindow: RATE_LIMIT_WINDOW_MS,
     store: setup.rateLimitStore,
-    allowList: (req) => req.method !== 'POST',
+    // Every state change counts (POST, PUT, PATCH, DELETE: the management API's too); reading does not.
+    allowList: (req) => SAFE_METHODS.has(req.method),
     keyGenerator: (req) => {
       const ip = normalizeIP(req.ip);
       return FACTOR_VERIFY_PATH.test(req.url) ? ip + verifySuffix : ip;

@@ -6,8 +6,9 @@ import type { Kysely } from 'kysely';
  * state lives in the database); before, each process counted on its own, so N nodes behind a load
  * balancer allowed N times the limit.
  *
- * `key_hash`: SHA-256 of the counter's key (service, address or IPv6 /64, budget), so the table
- * keeps no addresses; `window_start` (epoch ms) and `count`: a fixed window, restarted by the
+ * `key_hash`: HMAC-SHA-256 of the counter's key (service, address or IPv6 /64, budget) under a key of
+ * the environment, so the table keeps no addresses (an unkeyed hash of an IPv4 address is reversed
+ * by trying all of them); `window_start` (epoch ms) and `count`: a fixed window, restarted by the
  * first request after it ends. Rows of ended windows are deleted by housekeeping.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
