@@ -317,6 +317,13 @@ describeEachBackend('administration service', (backend: BackendHandle) => {
     const thirdStream = await openEventStream(s, third.device);
     expect(await s.admin.resetFactors(support, user.id)).toMatchObject({ ok: true });
     expect(await endsWithin(thirdStream.ended, 3_000)).toBe(true);
+
+    // So does switching the user to the firm's single sign-on, which removes every factor.
+    const fourth = await addPushDevice(s, user.id, 'Fourth phone');
+    const fourthStream = await openEventStream(s, fourth.device);
+    expect(await s.admin.setAuthMode(support, user.id, 'federated')).toMatchObject({ ok: true });
+    expect(await s.store.repos.factors.listFactors(user.id)).toEqual([]);
+    expect(await endsWithin(fourthStream.ended, 3_000)).toBe(true);
   });
 
   it('support sends a password-reset link (never a password) that opens the recovery flow', async () => {

@@ -480,6 +480,17 @@ export function createAdminService(deps: AdminServiceDeps) {
     return { sessionsEnded, portalSessionsEnded, refreshTokensRevoked };
   }
 
+  /**
+   * After a change that removed factors has committed: their push devices' event streams end at
+   * once, on whichever node holds them (`PushFactor.factorsRemoved`).
+   */
+  function afterFactorsRemoved<T>(removed: (value: T) => readonly Pick<FactorRow, 'id' | 'factor_type'>[]) {
+    return async (r: AdminResult<T>): Promise<AdminResult<T>> => {
+      if (r.ok) await deps.push?.factorsRemoved(removed(r.value));
+      return r;
+    };
+  }
+
   async function deleteAllFactors(repos: Repositories, userId: string): Promise<FactorRow[]> {
     const factors = await repos.factors.listFactors(userId);
     for (const f of factors) await repos.factors.deleteFactor(userId, f.id);
@@ -1070,6 +1081,7 @@ export function createAdminService(deps: AdminServiceDeps) {
      * ACTIVE at once (their firm's identity provider signs them in).
      */
     activateUser(p: Principal, ref: string): Promise<AdminResult<{ status: UserStatus; expiresAt: number | null }>> {
+      let removed: FactorRow[] = [];
       return changeUser<{ status: UserStatus; expiresAt: number | null }>(
         p,
         'users.activate',
@@ -1092,7 +1104,7 @@ export function createAdminService(deps: AdminServiceDeps) {
           if (!(await repos.users.markProvisioned(user.id, ['STAGED', 'DEPROVISIONED'], now))) {
             return fail('INVALID_STATE', 'The user changed status meanwhile.');
           }
-          const removed = user.status === 'DEPROVISIONED' ? await deleteAllFactors(repos, user.id) : [];
+          removed = user.status === 'DEPROVISIONED' ? await deleteAllFactors(repos, user.id) : [];
           const fresh = (await repos.users.findUserById(user.id)) ?? user;
           const link = await deps.accounts.issueActivationIn(
             repos,
@@ -1104,7 +1116,7 @@ export function createAdminService(deps: AdminServiceDeps) {
             details: { from: user.status, factorsRemoved: removed.length, linkExpiresAt: link.expiresAt },
           };
         },
-      );
+      ).then(afterFactorsRemoved(() => removed));
     },
 
     /** A new enrollment email for a user who has not activated; the previous link stops working. */
@@ -1301,12 +1313,7 @@ export function createAdminService(deps: AdminServiceDeps) {
           value: { removed: removed.map(factorView) },
           details: { factors: removed.map((f) => `${f.factor_type}:${f.provider}`), ...ended },
         };
-      }).then(async (r) => {
-        if (r.ok) {
-          await deps.push?.factorsRemoved(r.value.removed.map((f) => ({ id: f.id, factor_type: f.factorType })));
-        }
-        return r;
-      });
+      }).then(afterFactorsRemoved((value) => value.removed.map((f) => ({ id: f.id, factor_type: f.factorType }))));
     },
 
     /**
@@ -1340,11 +1347,7 @@ export function createAdminService(deps: AdminServiceDeps) {
             ...ended,
           },
         };
-      }).then(async (r) => {
-        // After the commit: the removed device's event stream ends at once, not at its next re-read.
-        if (r.ok) await deps.push?.factorsRemoved(removed);
-        return r;
-      });
+      }).then(afterFactorsRemoved(() => removed));
     },
 
     /**
@@ -1385,6 +1388,7 @@ export function createAdminService(deps: AdminServiceDeps) {
      * sessions end, refresh tokens are revoked. To local: PROVISIONED, with an enrollment email.
      */
     setAuthMode(p: Principal, ref: string, mode: AuthMode): Promise<AdminResult<AdminUserView>> {
+      let removed: FactorRow[] = [];
       return changeUser(p, 'authMode.set', 'user.account.update_auth_mode', ref, async (repos, user, now) => {
         if (user.auth_mode === mode)
           return fail(
@@ -1399,7 +1403,7 @@ export function createAdminService(deps: AdminServiceDeps) {
           if (!(await repos.users.switchToFederated(user.id, MODE_SWITCHABLE, now))) {
             return fail('INVALID_STATE', 'The user changed meanwhile.');
           }
-          const removed = await deleteAllFactors(repos, user.id);
+          removed = await deleteAllFactors(repos, user.id);
           const ended = await signOutIn(repos, user.id, now, 'federated');
           await revokeEmailLinks(repos, user.id, now);
           await notifier.switchedToFederated(repos, user, teamOf(p, 'support'));
@@ -1415,7 +1419,7 @@ export function createAdminService(deps: AdminServiceDeps) {
         }
         const fresh = (await repos.users.findUserById(user.id)) ?? user;
         return { value: await viewUser(repos, fresh), details };
-      });
+      }).then(afterFactorsRemoved(() => removed));
     },
 
     /** Assigns an app (`portal`, `download`); without it the app answers 403 "App not assigned". */
