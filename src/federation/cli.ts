@@ -28,6 +28,7 @@ function describe(v: IdentityProviderView, firmName: string): string {
       `  IdP SSO URL:      ${s.ssoUrl}`,
       `  IdP certificates: ${s.certificates.length}`,
       `  User from:        ${s.userAttribute ? `attribute ${s.userAttribute}` : 'NameID (email address)'}`,
+      `  Metadata from:    ${s.metadataSource ?? '-'}${s.metadataCheckedAt ? ` (last checked ${iso(s.metadataCheckedAt)})` : ''}`,
       '  Give the firm our SP metadata:',
       `  SP metadata URL:  ${v.sp.metadataUrl}`,
       `  SP entity id:     ${v.sp.entityId}`,
