@@ -37,7 +37,7 @@ describeEachBackend(
     let server: Server;
     let base = '';
     /** What the test IdP's metadata URL answers, and how often it was asked. */
-    let served: { status: number; body: string } = { status: 200, body: '' };
+    let served: { status: number; body: string; location?: string } = { status: 200, body: '' };
     let hits = 0;
     let n = 0;
 
@@ -47,7 +47,12 @@ describeEachBackend(
       dir = mkdtempSync(join(tmpdir(), 'traqs-metadata-'));
       server = createServer((_req, res) => {
         hits += 1;
-        res.writeHead(served.status, { 'content-type': 'application/samlmetadata+xml' }).end(served.body);
+        res
+          .writeHead(served.status, {
+            'content-type': 'application/samlmetadata+xml',
+            ...(served.location ? { location: served.location } : {}),
+          })
+          .end(served.body);
       });
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -302,9 +307,14 @@ describeEachBackend(
       expect(down.out).toContain(`cannot fetch the metadata: ${url} answered 503`);
       served = { status: 200, body: '<html>login page</html>' };
       expect((await traqs('idp', 'refresh', id)).out).toContain('The metadata has no EntityDescriptor');
+      // OWASP SSRF Prevention: a redirect is not followed (it could lead to an internal address).
+      served = { status: 302, body: '', location: 'http://169.254.169.254/latest/meta-data/' };
+      expect((await traqs('idp', 'refresh', id)).out).toContain(
+        `cannot fetch the metadata: ${url}: unexpected redirect`,
+      );
       const failures = await updates('failure');
-      expect(failures).toHaveLength(2);
-      expect(JSON.parse(failures[1]?.details ?? '{}')).toMatchObject({ idp: id, via: 'cli', source: url });
+      expect(failures).toHaveLength(3);
+      expect(JSON.parse(failures[2]?.details ?? '{}')).toMatchObject({ idp: id, via: 'cli', source: url });
       expect((await s.rt.federation.show(id))?.settings).toMatchObject({ certificates: [newKey.certificatePem] });
       expect((await signIn(newIdp, id, login)).status).toBe(303);
 

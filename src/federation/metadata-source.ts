@@ -27,7 +27,15 @@ export function isMetadataUrl(source: string | undefined): source is string {
  */
 export async function fetchMetadata(source: string): Promise<string> {
   if (!isMetadataUrl(source)) throw new Error('metadata must be fetched over https');
-  const res = await fetch(source, { signal: AbortSignal.timeout(METADATA_FETCH_TIMEOUT_MS), redirect: 'error' });
+  const res = await fetch(source, { signal: AbortSignal.timeout(METADATA_FETCH_TIMEOUT_MS), redirect: 'error' }).catch(
+    (err: Error) => {
+      // undici says "fetch failed" and keeps the reason (refused, DNS, TLS, a redirect) as the cause.
+      const cause = err.cause instanceof Error ? err.cause.message : '';
+      throw new Error(
+        `${source}: ${err.name === 'TimeoutError' ? 'no answer within 10 seconds' : cause || err.message}`,
+      );
+    },
+  );
   if (!res.ok) {
     await res.body?.cancel();
     throw new Error(`${source} answered ${res.status}`);
