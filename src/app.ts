@@ -269,19 +269,7 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
     if (refreshingIdpMetadata) return;
     refreshingIdpMetadata = true;
     void rt.federation
-      .refreshDueMetadata()
-      .then((results) => {
-        for (const r of results) {
-          if (r.outcome === 'failed') {
-            rt.logger.warn(
-              { idp: r.id, source: r.source, detail: r.detail },
-              'Refreshing IdP metadata failed; the configuration is kept',
-            );
-          } else if (r.outcome === 'updated') {
-            rt.logger.info({ idp: r.id, source: r.source, change: r.change }, 'IdP metadata refreshed');
-          }
-        }
-      })
+      .refreshDueMetadata(rt.logger)
       .catch((err) => rt.logger.error({ err }, 'Refreshing IdP metadata failed'))
       .finally(() => {
         refreshingIdpMetadata = false;

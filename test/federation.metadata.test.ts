@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
 import type { EnvironmentRuntime } from '../src/app.ts';
 import { registerFederationCommands } from '../src/federation/cli.ts';
@@ -335,7 +336,12 @@ describeEachBackend(
 
       served = { status: 500, body: '' };
       s.clock.advance(METADATA_REFRESH_INTERVAL_MS);
-      expect(await s.rt.federation.refreshDueMetadata()).toMatchObject([{ id, outcome: 'failed' }]);
+      const logged: string[] = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => void logged.push(line) });
+      expect(await s.rt.federation.refreshDueMetadata(logger)).toMatchObject([{ id, outcome: 'failed' }]);
+      expect(logged.map((l) => JSON.parse(l))).toMatchObject([
+        { level: 40, idp: id, source: url, msg: 'IdP metadata refresh failed; configuration kept' },
+      ]);
       expect((await s.rt.federation.show(id))?.settings).toMatchObject({ certificates: [oldKey.certificatePem] });
       const [failed] = await updates('failure');
       expect(JSON.parse(failed?.details ?? '{}')).toMatchObject({ idp: id, via: 'schedule', source: url });

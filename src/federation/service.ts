@@ -1,5 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { CacheProvider } from '@node-saml/node-saml';
+import type { Logger } from 'pino';
 import type { UserRow } from '../accounts/repository.ts';
 import { createUserEventRecorder, type RequestOrigin } from '../audit/record.ts';
 import type { AuthnResult, AuthnService, RequestContext } from '../authn/service.ts';
@@ -388,8 +389,9 @@ export function createFederationService(deps: FederationDeps) {
      * The idp's housekeeping: refreshes each configuration whose metadata came from a URL and was
      * last fetched 24 hours ago or more. Each node runs it; a node claims a configuration by moving
      * its `metadataCheckedAt` on (compare-and-set), and only the node that claimed it fetches.
+     * A failure is logged as a warning for the operator (the audit log has it too).
      */
-    async refreshDueMetadata(): Promise<MetadataRefresh[]> {
+    async refreshDueMetadata(logger?: Pick<Logger, 'warn' | 'info'>): Promise<MetadataRefresh[]> {
       const now = clock();
       const results: MetadataRefresh[] = [];
       for (const row of await store.repos.federation.listIdentityProviders()) {
@@ -397,7 +399,16 @@ export function createFederationService(deps: FederationDeps) {
         if (!from || (from.settings.metadataCheckedAt ?? row.created_at) > now - METADATA_REFRESH_INTERVAL_MS) continue;
         const claimed = JSON.stringify({ ...from.settings, metadataCheckedAt: now });
         if (!(await store.repos.federation.replaceIdentityProviderSettings(row.id, row.settings, claimed))) continue;
-        results.push(await refreshFrom({ ...row, settings: claimed }, from.url, SCHEDULE_ACTOR));
+        const r = await refreshFrom({ ...row, settings: claimed }, from.url, SCHEDULE_ACTOR);
+        if (r.outcome === 'failed') {
+          logger?.warn(
+            { idp: r.id, source: r.source, detail: r.detail },
+            'IdP metadata refresh failed; configuration kept',
+          );
+        } else if (r.outcome === 'updated') {
+          logger?.info({ idp: r.id, source: r.source, change: r.change }, 'IdP metadata refreshed');
+        }
+        results.push(r);
       }
       return results;
     },
