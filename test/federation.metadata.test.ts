@@ -171,6 +171,40 @@ describeEachBackend(
       expect(await updates('success')).toHaveLength(1);
     });
 
+    it('during a rollover the IdP may publish both certificates: either key signs until the old one goes', async () => {
+      const fox = await firm('Fox Overlap');
+      const oldKey = opensslKeyAndCertificate('fox old');
+      const newKey = opensslKeyAndCertificate('fox new');
+      const entity = 'https://idp.fox.example/saml';
+      const oldIdp = createTestSamlIdp(entity, 'https://idp.fox.example/sso', oldKey);
+      const newIdp = createTestSamlIdp(entity, 'https://idp.fox.example/sso', newKey);
+      const added = await s.rt.federation.add({
+        protocol: 'saml',
+        firmId: fox.id,
+        name: 'Fox',
+        metadataXml: oldIdp.metadataXml,
+      });
+      if (!added.ok) throw new Error(added.detail);
+      const login = await federatedUser(fox.id);
+      // SAML Metadata §2.4.1.1: a role may carry several KeyDescriptor elements.
+      const oldDescriptor = /<KeyDescriptor use="signing">.*?<\/KeyDescriptor>/.exec(oldIdp.metadataXml)?.[0] ?? '';
+      const both = newIdp.metadataXml.replace('</KeyDescriptor>', `</KeyDescriptor>${oldDescriptor}`);
+      const overlap = await s.rt.federation.updateMetadata(added.value.id, { metadataXml: both });
+      expect(overlap).toMatchObject({
+        ok: true,
+        value: { change: { certificatesAdded: [fingerprint(newKey)], certificatesRemoved: [] } },
+      });
+      expect((await signIn(newIdp, added.value.id, login)).status).toBe(303);
+      expect((await signIn(newIdp.withKey(oldKey), added.value.id, login)).status).toBe(303);
+      const done = await s.rt.federation.updateMetadata(added.value.id, { metadataXml: newIdp.metadataXml });
+      expect(done).toMatchObject({
+        ok: true,
+        value: { change: { certificatesAdded: [], certificatesRemoved: [fingerprint(oldKey)] } },
+      });
+      expect((await signIn(newIdp, added.value.id, login)).status).toBe(303);
+      expect((await signIn(newIdp.withKey(oldKey), added.value.id, login)).status).toBe(401);
+    });
+
     it('refuses another entity, an OpenID Connect configuration, garbage and an unknown id, changing nothing', async () => {
       const beta = await firm('Beta Refusals');
       const gamma = await firm('Gamma Refusals');
