@@ -114,21 +114,36 @@ describeEachBackend(
       return (JSON.parse(add.out) as { id: string }).id;
     }
 
-    it('rolls the IdP signing key over in place: new key works, old key refused, our SP side unchanged', async () => {
-      const acme = await firm('Acme Rollover');
-      const oldKey = opensslKeyAndCertificate('acme idp 2026');
-      const newKey = opensslKeyAndCertificate('acme idp 2027');
-      const before = createTestSamlIdp(ENTITY, 'https://idp.acme.example/sso', oldKey);
-      const after = createTestSamlIdp(ENTITY, 'https://login.acme.example/sso', newKey);
+    /**
+     * A firm whose SAML IdP is added from its metadata with `oldKey` (`before`), the same IdP with
+     * `newKey` and maybe another SSO URL (`after`), and a federated user of the firm.
+     */
+    async function samlFirm(name: string, entity: string, ssoUrl: string, newSsoUrl = ssoUrl) {
+      const made = await firm(name);
+      const oldKey = opensslKeyAndCertificate(`${name} old`);
+      const newKey = opensslKeyAndCertificate(`${name} new`);
+      const before = createTestSamlIdp(entity, ssoUrl, oldKey);
+      const after = createTestSamlIdp(entity, newSsoUrl, newKey);
       const added = await s.rt.federation.add({
         protocol: 'saml',
-        firmId: acme.id,
-        name: 'Acme',
+        firmId: made.id,
+        name,
         metadataXml: before.metadataXml,
       });
       if (!added.ok) throw new Error(added.detail);
-      const conf = added.value;
-      const login = await federatedUser(acme.id);
+      return { firm: made, oldKey, newKey, before, after, conf: added.value, login: await federatedUser(made.id) };
+    }
+
+    it('rolls the IdP signing key over in place: new key works, old key refused, our SP side unchanged', async () => {
+      const {
+        firm: acme,
+        oldKey,
+        newKey,
+        before,
+        after,
+        conf,
+        login,
+      } = await samlFirm('Acme Rollover', ENTITY, 'https://idp.acme.example/sso', 'https://login.acme.example/sso');
       // The document's ID attribute is new each time it is served; the rest is our SP.
       const ourSp = async () =>
         (await s.app.inject({ url: `/sso/${conf.id}/metadata` })).payload.replace(/ ID="[^"]+"/, '');
@@ -172,37 +187,25 @@ describeEachBackend(
     });
 
     it('during a rollover the IdP may publish both certificates: either key signs until the old one goes', async () => {
-      const fox = await firm('Fox Overlap');
-      const oldKey = opensslKeyAndCertificate('fox old');
-      const newKey = opensslKeyAndCertificate('fox new');
-      const entity = 'https://idp.fox.example/saml';
-      const oldIdp = createTestSamlIdp(entity, 'https://idp.fox.example/sso', oldKey);
-      const newIdp = createTestSamlIdp(entity, 'https://idp.fox.example/sso', newKey);
-      const added = await s.rt.federation.add({
-        protocol: 'saml',
-        firmId: fox.id,
-        name: 'Fox',
-        metadataXml: oldIdp.metadataXml,
-      });
-      if (!added.ok) throw new Error(added.detail);
-      const login = await federatedUser(fox.id);
+      const fox = await samlFirm('Fox Overlap', 'https://idp.fox.example/saml', 'https://idp.fox.example/sso');
+      const { oldKey, newKey, before: oldIdp, after: newIdp, conf: added, login } = fox;
       // SAML Metadata §2.4.1.1: a role may carry several KeyDescriptor elements.
       const oldDescriptor = /<KeyDescriptor use="signing">.*?<\/KeyDescriptor>/.exec(oldIdp.metadataXml)?.[0] ?? '';
       const both = newIdp.metadataXml.replace('</KeyDescriptor>', `</KeyDescriptor>${oldDescriptor}`);
-      const overlap = await s.rt.federation.updateMetadata(added.value.id, { metadataXml: both });
+      const overlap = await s.rt.federation.updateMetadata(added.id, { metadataXml: both });
       expect(overlap).toMatchObject({
         ok: true,
         value: { change: { certificatesAdded: [fingerprint(newKey)], certificatesRemoved: [] } },
       });
-      expect((await signIn(newIdp, added.value.id, login)).status).toBe(303);
-      expect((await signIn(newIdp.withKey(oldKey), added.value.id, login)).status).toBe(303);
-      const done = await s.rt.federation.updateMetadata(added.value.id, { metadataXml: newIdp.metadataXml });
+      expect((await signIn(newIdp, added.id, login)).status).toBe(303);
+      expect((await signIn(newIdp.withKey(oldKey), added.id, login)).status).toBe(303);
+      const done = await s.rt.federation.updateMetadata(added.id, { metadataXml: newIdp.metadataXml });
       expect(done).toMatchObject({
         ok: true,
         value: { change: { certificatesAdded: [], certificatesRemoved: [fingerprint(oldKey)] } },
       });
-      expect((await signIn(newIdp, added.value.id, login)).status).toBe(303);
-      expect((await signIn(newIdp.withKey(oldKey), added.value.id, login)).status).toBe(401);
+      expect((await signIn(newIdp, added.id, login)).status).toBe(303);
+      expect((await signIn(newIdp.withKey(oldKey), added.id, login)).status).toBe(401);
     });
 
     it('refuses another entity, an OpenID Connect configuration, garbage and an unknown id, changing nothing', async () => {
