@@ -261,6 +261,20 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
   app.decorate('authorizationServer', oauth);
   await app.register(fastifyMiddie, { hook: 'onRequest' });
   app.use(OAUTH_MOUNT, (req: IncomingMessage, res: ServerResponse) => oauth.handle(req, res));
+  // Firms' IdP metadata published at an https URL, fetched again once every 24 hours (a key
+  // rollover at the IdP needs no one here). One run at a time on this node; across nodes the
+  // service lets only the node that claims a configuration fetch it.
+  let refreshingIdpMetadata = false;
+  const refreshIdpMetadata = () => {
+    if (refreshingIdpMetadata) return;
+    refreshingIdpMetadata = true;
+    void rt.federation
+      .refreshDueMetadata(rt.logger)
+      .catch((err) => rt.logger.error({ err }, 'Refreshing IdP metadata failed'))
+      .finally(() => {
+        refreshingIdpMetadata = false;
+      });
+  };
   // Another node or `traqs keys rotate` may change the signing keys; expired protocol rows go.
   const housekeeping = setInterval(() => {
     void oauth.reloadKeysIfChanged().catch((err) => rt.logger.error({ err }, 'Reloading signing keys failed'));
@@ -271,6 +285,7 @@ export async function buildIdp(rt: EnvironmentRuntime): Promise<FastifyInstance>
     void rt.store.repos.rateLimits
       .deleteStartedBefore(rt.clock() - RATE_LIMIT_WINDOW_MS)
       .catch((err) => rt.logger.error({ err }, 'Deleting ended rate-limit windows failed'));
+    refreshIdpMetadata();
   }, 60_000);
   housekeeping.unref();
   app.addHook('onClose', async () => clearInterval(housekeeping));

@@ -430,6 +430,39 @@ describe('administration consoles', () => {
     expect(added.payload).toContain(`/sso/saml/${conf.id}/acs`);
     expect(conf.settings).toMatchObject({ protocol: 'saml', entityId: 'https://idp.acme.example/saml' });
 
+    // A key rollover at the IdP: "Update metadata" replaces its side in place, ours stays.
+    expect(added.payload).toContain(`action="/admin/sso/${conf.id}/metadata"`);
+    const rolled = createTestSamlIdp('https://idp.acme.example/saml', 'https://login.acme.example/sso');
+    const updateUrl = `/admin/sso/${conf.id}/metadata`;
+    const blank = await support.b.submit('/admin/sso', updateUrl, { metadataXml: ' ' });
+    expect(blank.statusCode).toBe(400);
+    expect(blank.payload).toContain("Paste the IdP's new metadata XML.");
+    const foreign = createTestSamlIdp('https://idp.other.example/saml', 'https://idp.other.example/sso');
+    const wrongEntity = await support.b.submit('/admin/sso', updateUrl, { metadataXml: foreign.metadataXml });
+    expect(wrongEntity.statusCode).toBe(400);
+    expect(wrongEntity.payload).toContain(
+      'The metadata is for entity https://idp.other.example/saml; this configuration is for https://idp.acme.example/saml',
+    );
+    expect(wrongEntity.payload).toContain('entityID=&quot;https://idp.other.example/saml&quot;');
+    const updated = await support.b.submit('/admin/sso', updateUrl, {
+      metadataXml: `${rolled.metadataXml}\n<!-- ${'padding '.repeat(20_000)}-->`,
+    });
+    expect(updated.statusCode).toBe(200);
+    expect(updated.payload).toContain(
+      'Updated the metadata of Acme Entra ID: SSO URL now https://login.acme.example/sso, 1 signing certificate(s) added, 1 removed. Our SP metadata and ACS URLs are unchanged.',
+    );
+    expect(await s.rt.federation.show(conf.id)).toMatchObject({
+      sp: conf.sp,
+      settings: { ssoUrl: 'https://login.acme.example/sso', metadataSource: 'pasted in the Support console' },
+    });
+    // Sensitive as adding: an old second factor sends the administrator to "Verify it's you" first.
+    s.clock.advance(6 * MINUTE);
+    const stale = await support.b.submit('/admin/sso', updateUrl, { metadataXml: idp.metadataXml });
+    expect(stale.statusCode).toBe(303);
+    expect(stale.headers.location).toBe('/admin/verify?next=%2Fadmin%2Fsso');
+    expect((await s.rt.federation.show(conf.id))?.settings).toMatchObject({ ssoUrl: 'https://login.acme.example/sso' });
+    await reverify(s, support, String(stale.headers.location), '/admin/sso');
+
     // The service's refusals, on the page next to the form, the values kept.
     const second = await support.b.submit('/admin/sso', '/admin/sso', { ...add, name: 'Another' });
     expect(second.statusCode).toBe(400);
@@ -473,6 +506,9 @@ describe('administration consoles', () => {
     const csrf = csrfFrom((await ops.b.get('/admin')).payload);
     expect((await ops.b.post('/admin/sso', { _csrf: csrf, ...add, firmId: s.firmB.id })).statusCode).toBe(403);
     expect((await ops.b.post(`/admin/sso/${conf.id}/remove`, { _csrf: csrf })).statusCode).toBe(403);
+    const opsUpdate = await ops.b.post(`/admin/sso/${conf.id}/metadata`, { _csrf: csrf, metadataXml: idp.metadataXml });
+    expect(opsUpdate.statusCode).toBe(403);
+    expect((await s.rt.federation.show(conf.id))?.settings).toMatchObject({ ssoUrl: 'https://login.acme.example/sso' });
     expect(await s.rt.federation.list()).toHaveLength(1);
 
     const removed = await support.b.submit('/admin/sso', `/admin/sso/${conf.id}/remove`, {});
@@ -499,10 +535,11 @@ describe('administration consoles', () => {
     expect(lifecycle.map((e) => [e.action, e.actor_id, e.target_id])).toEqual(
       expect.arrayContaining([
         ['system.idp.lifecycle.create', support.user.user.id, s.firm.id],
+        ['system.idp.lifecycle.update', support.user.user.id, s.firm.id],
         ['system.idp.lifecycle.delete', support.user.user.id, s.firm.id],
       ]),
     );
-    expect(lifecycle).toHaveLength(2);
+    expect(lifecycle).toHaveLength(3);
     for (const e of lifecycle) expect(JSON.parse(String(e.details))).toMatchObject({ idp: conf.id, via: 'console' });
     expect(
       events.some(

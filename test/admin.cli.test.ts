@@ -1,9 +1,9 @@
-import { Command } from 'commander';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { type OpenEnvironment, registerAdminCommands } from '../src/admin/cli.ts';
+import { registerAdminCommands } from '../src/admin/cli.ts';
 import type { EnvironmentRuntime } from '../src/app.ts';
 import { hashBearerSecret } from '../src/lib/tokens.ts';
 import { type AdminStack, createAdminStack, seedUser } from './helpers/admin.ts';
+import { type CliRun, runTraqs } from './helpers/cli.ts';
 
 /**
  * `traqs role grant|revoke` and `traqs api-token create|list|revoke`, run through commander as the
@@ -25,28 +25,15 @@ describe('admin commands', () => {
     process.exitCode = undefined;
   });
 
-  async function traqs(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-    out = [];
-    err = [];
-    vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
-    vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.join(' ')));
-    const program = new Command('traqs').exitOverride();
-    program.configureOutput({ writeErr: (t) => void err.push(t), writeOut: (t) => void out.push(t) });
-    const open: OpenEnvironment = async (envId, work) => {
-      expect(envId).toBe('ntf');
-      return work(s.rt as EnvironmentRuntime);
-    };
-    registerAdminCommands(program, open);
-    let code = 0;
-    try {
-      await program.parseAsync(['node', 'traqs', ...args]);
-      code = Number(process.exitCode ?? 0);
-    } catch (e) {
-      code = (e as { exitCode?: number }).exitCode ?? 1;
-    }
-    vi.restoreAllMocks();
-    process.exitCode = undefined;
-    return { code, out: out.join('\n'), err: err.join('\n') };
+  async function traqs(...args: string[]): Promise<CliRun> {
+    return runTraqs(
+      registerAdminCommands,
+      (envId) => {
+        expect(envId).toBe('ntf');
+        return s.rt as EnvironmentRuntime;
+      },
+      args,
+    );
   }
 
   it('creates an API token, printed once and stored only as its SHA-256; lists and revokes it', async () => {

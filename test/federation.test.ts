@@ -9,6 +9,8 @@ import {
   opensslKeyAndCertificate,
   provisionFederatedUser,
   type ResponseOptions,
+  samlRoundTrip,
+  startFederatedSignIn,
   type TestSamlIdp,
 } from './helpers/federation.ts';
 import { createTestClock, createTestStack, type TestStack } from './helpers/stack.ts';
@@ -67,29 +69,14 @@ describeEachBackend(
       return { id: user.id, login };
     }
 
-    /** Submits the sign-in form and returns the IdP URL of the page it answers with. */
-    async function startSignIn(browser: Browser, username: string, password = 'anything at all') {
-      const res = await browser.submit('/signin', '/signin', { username, password });
-      expect(res.statusCode, res.payload.slice(0, 300)).toBe(200);
-      expect(res.payload).toContain("Continue to your firm's sign-in");
-      const href = /<a class="button" href="([^"]+)" data-auto-follow/.exec(res.payload)?.[1];
-      if (!href) throw new Error('no link to the IdP');
-      return href.replace(/&amp;/g, '&');
-    }
-
     /** The whole round trip; returns the ACS answer and, if it redirected, the finish answer. */
     async function roundTrip(
       browser: Browser,
       username: string,
       options: Partial<ResponseOptions> & { idp?: TestSamlIdp; spMetadata?: string; acsId?: string } = {},
     ) {
-      const url = await startSignIn(browser, username);
-      const idp = options.idp ?? idpA;
-      const answer = await idp.respond(options.spMetadata ?? spMetadataA, url, { nameId: username, ...options });
-      const acs = await browser.post(`/sso/saml/${options.acsId ?? confA.id}/acs`, {
-        SAMLResponse: answer.samlResponse,
-      });
-      return { acs, answer, url };
+      const { idp = idpA, spMetadata = spMetadataA, acsId = confA.id, ...response } = options;
+      return samlRoundTrip(browser, idp, spMetadata, acsId, username, response);
     }
 
     it('publishes our SP metadata: entity id, ACS URL, signing certificate; 404 for an unknown id', async () => {
@@ -218,7 +205,7 @@ describeEachBackend(
       const insider = await federatedUser(firmB?.id);
       const browser = createBrowser(s);
       // Firm B's own user starts a sign-in at firm B's IdP, which answers with firm A's user.
-      const url = await startSignIn(browser, insider.login);
+      const url = await startFederatedSignIn(browser, insider.login);
       expect(url.startsWith('https://idp.beta.example/sso?')).toBe(true);
       const answer = await idpB.respond(spMetadataB, url, { nameId: victim.login });
       const acs = await browser.post(`/sso/saml/${confB.id}/acs`, { SAMLResponse: answer.samlResponse });
@@ -246,7 +233,7 @@ describeEachBackend(
       expect(suspended.ok).toBe(true);
       // Suspended users are not routed either; their IdP answer is refused at the ACS.
       const browser = createBrowser(s);
-      const url = await startSignIn(browser, user.login);
+      const url = await startFederatedSignIn(browser, user.login);
       const answer = await idpA.respond(spMetadataA, url, { nameId: user.login });
       const refused = await browser.post(`/sso/saml/${confA.id}/acs`, { SAMLResponse: answer.samlResponse });
       expect(refused.statusCode).toBe(403);

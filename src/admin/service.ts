@@ -7,6 +7,7 @@ import { deleteFactorWithCompanions, type PushFactor } from '../authn/factors/pu
 import type { FactorRow } from '../authn/factors/repository.ts';
 import type { Config, EnvironmentConfig } from '../config/schema.ts';
 import type { Repositories, Store } from '../db/store.ts';
+import type { MetadataChange } from '../federation/model.ts';
 import type { AddIdentityProviderInput, FederationService, IdentityProviderView } from '../federation/service.ts';
 import {
   type Clock,
@@ -797,6 +798,29 @@ export function createAdminService(deps: AdminServiceDeps) {
       if (denied) return denied;
       if (!deps.federation) return fail('INVALID_STATE', 'Federated sign-in is not available here.');
       const r = await deps.federation.add(input, federationActorOf(p));
+      return r.ok ? r : fail('INVALID_INPUT', r.detail);
+    },
+
+    /**
+     * Replaces a SAML identity provider's metadata (pasted XML; a key rollover at the IdP); our SP
+     * side stays. The federation service validates and audits it with `p` as actor.
+     */
+    async updateIdentityProviderMetadata(
+      p: Principal,
+      id: string,
+      metadataXml: string,
+    ): Promise<AdminResult<{ view: IdentityProviderView; change: MetadataChange }>> {
+      const denied = await authorize(p, 'idp.manage', 'system.idp.lifecycle.update');
+      if (denied) return denied;
+      if (!deps.federation) return fail('INVALID_STATE', 'Federated sign-in is not available here.');
+      if (!id || id.length > 64 || !(await deps.federation.show(id))) {
+        return fail('NOT_FOUND', 'No such identity provider.');
+      }
+      const r = await deps.federation.updateMetadata(
+        id,
+        { metadataXml, metadataSource: 'pasted in the Support console' },
+        federationActorOf(p),
+      );
       return r.ok ? r : fail('INVALID_INPUT', r.detail);
     },
 

@@ -3,8 +3,9 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { AUTH_MODES, type AuthMode } from '../accounts/model.ts';
 import type { OpenEnvironment } from '../admin/cli.ts';
 import { CLI_PRINCIPAL, createAdminServiceFor } from '../admin/service.ts';
-import { isLoopbackHttp } from './oidc.ts';
-import type { IdentityProviderView } from './service.ts';
+import { readMetadata } from './metadata-source.ts';
+import type { MetadataChange } from './model.ts';
+import type { IdentityProviderView, MetadataRefresh } from './service.ts';
 
 const envOption = () => new Option('--env <id>', 'environment: ntf or production').default('ntf');
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -13,27 +14,6 @@ const iso = (ms: number) => new Date(ms).toISOString();
 function usage(message: string): void {
   console.error(`traqs: ${message}`);
   process.exitCode = 2;
-}
-
-/** Metadata is a few kilobytes; a megabyte is a wrong URL or file. */
-const METADATA_MAX_BYTES = 1 << 20;
-
-/** Reads IdP metadata from an https URL (http only for a loopback test IdP) or a file. */
-async function readMetadata(source: string): Promise<string> {
-  if (/^https?:\/\//.test(source)) {
-    const url = new URL(source);
-    if (url.protocol === 'http:' && !isLoopbackHttp(source)) {
-      throw new Error('metadata must be fetched over https');
-    }
-    const res = await fetch(url, { signal: AbortSignal.timeout(10_000), redirect: 'error' });
-    if (!res.ok) throw new Error(`${source} answered ${res.status}`);
-    const text = await res.text();
-    if (text.length > METADATA_MAX_BYTES) throw new Error('the metadata is larger than 1 MiB');
-    return text;
-  }
-  const text = await readFile(source, 'utf8');
-  if (text.length > METADATA_MAX_BYTES) throw new Error('the metadata is larger than 1 MiB');
-  return text;
 }
 
 function describe(v: IdentityProviderView, firmName: string): string {
@@ -48,6 +28,7 @@ function describe(v: IdentityProviderView, firmName: string): string {
       `  IdP SSO URL:      ${s.ssoUrl}`,
       `  IdP certificates: ${s.certificates.length}`,
       `  User from:        ${s.userAttribute ? `attribute ${s.userAttribute}` : 'NameID (email address)'}`,
+      `  Metadata from:    ${s.metadataSource ?? '-'}${s.metadataCheckedAt ? ` (last checked ${iso(s.metadataCheckedAt)})` : ''}`,
       '  Give the firm our SP metadata:',
       `  SP metadata URL:  ${v.sp.metadataUrl}`,
       `  SP entity id:     ${v.sp.entityId}`,
@@ -64,8 +45,27 @@ function describe(v: IdentityProviderView, firmName: string): string {
   return lines.join('\n');
 }
 
+/** What `idp update|refresh` changed, one line each. */
+function describeChange(change: MetadataChange): string {
+  if (!change.changed) return '  Unchanged: the metadata says what the configuration already holds.';
+  const lines: string[] = [];
+  if (change.ssoUrl) lines.push(`  IdP SSO URL:      ${change.ssoUrl.before} -> ${change.ssoUrl.after}`);
+  for (const f of change.certificatesAdded) lines.push(`  Certificate added:   SHA-256 ${f}`);
+  for (const f of change.certificatesRemoved) lines.push(`  Certificate removed: SHA-256 ${f}`);
+  if (change.metadataSource) {
+    lines.push(`  Metadata from:    ${change.metadataSource.before ?? '-'} -> ${change.metadataSource.after ?? '-'}`);
+  }
+  return lines.join('\n');
+}
+
+function describeRefresh(r: MetadataRefresh): string {
+  const head = `${r.id}  ${r.name}  ${r.outcome} (${r.source})`;
+  if (r.outcome === 'failed') return `${head}\n  ${r.detail ?? ''}\n  The configuration is kept as it was.`;
+  return r.change?.changed ? `${head}\n${describeChange(r.change)}` : head;
+}
+
 /**
- * `traqs idp add|list|show|remove` (a firm's identity provider) and `traqs user auth-mode`
+ * `traqs idp add|list|show|update|refresh|remove` (a firm's identity provider) and `traqs user auth-mode`
  * (local ⇄ federated, through the same audited service as the Support console).
  */
 export function registerFederationCommands(program: Command, open: OpenEnvironment): void {
@@ -187,6 +187,57 @@ export function registerFederationCommands(program: Command, open: OpenEnvironme
         }
         const firm = await rt.store.repos.firms.findFirmById(v.firmId);
         console.log(opts.json ? JSON.stringify(v, null, 2) : describe(v, firm?.name ?? v.firmId));
+      });
+    });
+
+  idp
+    .command('update')
+    .description(
+      "Replace a SAML identity provider's metadata (SSO URL, signing certificates, e.g. at a key rollover); our SP side stays",
+    )
+    .addOption(envOption())
+    .argument('<id>', 'the identity provider id')
+    .requiredOption('--metadata <url-or-file>', 'the IdP metadata XML, by https URL or file')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts: { env: string; metadata: string; json?: boolean }) => {
+      await open(opts.env, async (rt) => {
+        let xml: string;
+        try {
+          xml = await readMetadata(opts.metadata);
+        } catch (err) {
+          return usage(`cannot read the metadata: ${(err as Error).message}`);
+        }
+        const r = await rt.federation.updateMetadata(id, { metadataXml: xml, metadataSource: opts.metadata });
+        if (!r.ok) return usage(r.detail);
+        if (opts.json) return console.log(JSON.stringify(r.value, null, 2));
+        const { view, change } = r.value;
+        console.log(
+          `${change.changed ? 'Updated' : 'Unchanged'} ${view.id} ${view.name} in ${rt.environment.label}:\n${describeChange(change)}`,
+        );
+      });
+    });
+
+  idp
+    .command('refresh')
+    .description(
+      'Fetch the metadata of SAML identity providers added from an https URL again and apply it (the idp does this daily)',
+    )
+    .addOption(envOption())
+    .argument('[id]', 'one identity provider (default: every one with a metadata URL)')
+    .option('--json', 'print JSON')
+    .action(async (id: string | undefined, opts: { env: string; json?: boolean }) => {
+      await open(opts.env, async (rt) => {
+        const r = await rt.federation.refreshMetadata(id);
+        if (!r.ok) return usage(r.detail);
+        if (opts.json) console.log(JSON.stringify(r.value, null, 2));
+        else {
+          console.log(
+            r.value.map(describeRefresh).join('\n') ||
+              `No identity provider in ${rt.environment.label} has a metadata URL.`,
+          );
+        }
+        // A failed fetch is not the operator's typing: exit code 1, as a failed command.
+        if (r.value.some((x) => x.outcome === 'failed')) process.exitCode = 1;
       });
     });
 

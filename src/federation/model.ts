@@ -10,8 +10,16 @@ export const samlSettingsSchema = z.object({
   ssoUrl: z.url({ protocol: /^https?$/ }),
   /** PEM certificates the IdP signs with; several during a key rollover. */
   certificates: z.array(z.string().min(1)).min(1).max(5),
-  /** Where the metadata came from, for `idp show`. */
+  /**
+   * Where the metadata came from, for `idp show`; when an https URL, the idp fetches it again once
+   * every 24 hours (SAML Metadata §2.2: an IdP may publish new keys there).
+   */
   metadataSource: z.string().max(1024).optional(),
+  /**
+   * When the automatic refresh last claimed this configuration (ms): the node that moves it on is
+   * the one that fetches, so several nodes do the daily refresh once between them.
+   */
+  metadataCheckedAt: z.number().int().nonnegative().optional(),
   /** The attribute holding the username; absent, the NameID (format email address). */
   userAttribute: z.string().min(1).max(256).optional(),
 });
@@ -89,4 +97,46 @@ export function parseIdpMetadata(xml: string): Pick<SamlSettings, 'entityId' | '
     ssoUrl,
     certificates,
   });
+}
+
+/** The SHA-256 fingerprint of a PEM certificate, as `openssl x509 -fingerprint -sha256` prints it. */
+export function certificateFingerprint(pem: string): string {
+  return new X509Certificate(pem).fingerprint256;
+}
+
+/** What replacing an IdP's metadata changes (entity id aside: it never changes in place). */
+export interface MetadataChange {
+  changed: boolean;
+  /** The SSO URL before and after, when it changed. */
+  ssoUrl?: { before: string; after: string };
+  /** SHA-256 fingerprints of the signing certificates that appear and that go. */
+  certificatesAdded: string[];
+  certificatesRemoved: string[];
+  /** Where the metadata came from, before and after, when that changed. */
+  metadataSource?: { before: string | null; after: string | null };
+}
+
+/**
+ * Compares the configured IdP with newly read metadata. Certificates are compared by fingerprint,
+ * so the same certificate wrapped or ordered differently in the XML is no change.
+ */
+export function diffIdpMetadata(
+  before: Pick<SamlSettings, 'ssoUrl' | 'certificates' | 'metadataSource'>,
+  after: Pick<SamlSettings, 'ssoUrl' | 'certificates' | 'metadataSource'>,
+): MetadataChange {
+  const was = before.certificates.map(certificateFingerprint);
+  const now = after.certificates.map(certificateFingerprint);
+  const change: MetadataChange = {
+    changed: false,
+    certificatesAdded: now.filter((f) => !was.includes(f)),
+    certificatesRemoved: was.filter((f) => !now.includes(f)),
+  };
+  if (before.ssoUrl !== after.ssoUrl) change.ssoUrl = { before: before.ssoUrl, after: after.ssoUrl };
+  if ((before.metadataSource ?? null) !== (after.metadataSource ?? null)) {
+    change.metadataSource = { before: before.metadataSource ?? null, after: after.metadataSource ?? null };
+  }
+  change.changed = Boolean(
+    change.ssoUrl || change.metadataSource || change.certificatesAdded.length || change.certificatesRemoved.length,
+  );
+  return change;
 }

@@ -19,6 +19,19 @@ export function createFederationRepository(db: Kysely<Database>) {
     async listIdentityProviders(): Promise<IdentityProviderRow[]> {
       return db.selectFrom('identity_providers').selectAll().orderBy('created_at').execute();
     },
+    /**
+     * Replaces the settings of an identity provider if they are still `expected` (compare-and-set):
+     * of two nodes changing one configuration at once, one wins and the other reads it again.
+     */
+    async replaceIdentityProviderSettings(id: string, expected: string, next: string): Promise<boolean> {
+      const r = await db
+        .updateTable('identity_providers')
+        .set({ settings: next })
+        .where('id', '=', id)
+        .where('settings', '=', expected)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    },
     async deleteIdentityProvider(id: string): Promise<boolean> {
       const r = await db.deleteFrom('identity_providers').where('id', '=', id).executeTakeFirst();
       return Number(r.numDeletedRows) === 1;

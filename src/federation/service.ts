@@ -1,5 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { CacheProvider } from '@node-saml/node-saml';
+import type { Logger } from 'pino';
 import type { UserRow } from '../accounts/repository.ts';
 import { createUserEventRecorder, type RequestOrigin } from '../audit/record.ts';
 import type { AuthnResult, AuthnService, RequestContext } from '../authn/service.ts';
@@ -14,7 +15,17 @@ import {
   type RandomBytes,
 } from '../lib/tokens.ts';
 import { createSelfSignedCertificate } from './certificate.ts';
-import { type IdpSettings, idpSettingsSchema, MetadataError, type OidcSettings, parseIdpMetadata } from './model.ts';
+import { fetchMetadata, isMetadataUrl } from './metadata-source.ts';
+import {
+  diffIdpMetadata,
+  type IdpSettings,
+  idpSettingsSchema,
+  type MetadataChange,
+  MetadataError,
+  type OidcSettings,
+  parseIdpMetadata,
+  type SamlSettings,
+} from './model.ts';
 import { createOidcRelyingParty, IdpUnreachableError, isLoopbackHttp } from './oidc.ts';
 import type { FederationRequestRow, IdentityProviderRow } from './repository.ts';
 import { type ServiceProvider, samlAuthorizeUrl, serviceProviderMetadata, verifySamlResponse } from './saml.ts';
@@ -22,6 +33,8 @@ import { classifySamlError, decideFederatedSignIn, type FederatedIdentity, type 
 
 /** A sign-in sent to an IdP must come back within this time (the IdP's own sign-in included). */
 export const FEDERATION_REQUEST_TTL_MS = 10 * 60_000;
+/** Metadata published at an https URL is fetched again this often (the idp's housekeeping). */
+export const METADATA_REFRESH_INTERVAL_MS = 24 * 60 * 60_000;
 
 export interface FederationDeps {
   store: Store;
@@ -73,10 +86,34 @@ export interface FederationActor {
   actorId: string | null;
   ip: string | null;
   userAgent: string | null;
-  via: 'console' | 'api' | 'cli';
+  via: 'console' | 'api' | 'cli' | 'schedule';
 }
 
 const CLI_ACTOR: FederationActor = { actorId: null, ip: null, userAgent: null, via: 'cli' };
+/** The idp's own daily metadata refresh, recorded as the system. */
+const SCHEDULE_ACTOR: FederationActor = { actorId: null, ip: null, userAgent: null, via: 'schedule' };
+
+/** New IdP metadata for a SAML configuration (`idp update`, the console, the refresh). */
+export interface MetadataUpdateInput {
+  metadataXml: string;
+  /** Where it was read from; absent, the configuration no longer names a source (no refresh). */
+  metadataSource?: string;
+}
+
+/** `idp update`: the configuration and what changed, or why nothing was (said to the operator). */
+export type MetadataUpdateResult =
+  | { ok: true; value: { view: IdentityProviderView; change: MetadataChange } }
+  | { ok: false; detail: string };
+
+/** One configuration's metadata fetched again from its URL. */
+export interface MetadataRefresh {
+  id: string;
+  name: string;
+  source: string;
+  outcome: 'updated' | 'unchanged' | 'failed';
+  change?: MetadataChange;
+  detail?: string;
+}
 
 /** `idp add`: the new configuration, or why it was refused (said to the operator). */
 export type AddResult = { ok: true; value: IdentityProviderView } | { ok: false; detail: string };
@@ -214,9 +251,167 @@ export function createFederationService(deps: FederationDeps) {
     return { ok: true, value: { requestId } };
   }
 
+  /**
+   * Replaces a SAML configuration's IdP side from new metadata, keeping ours (id, SP key and
+   * certificate, ACS and metadata URLs) and the user attribute. The entity id must stay: another
+   * entity is another IdP (SAML Metadata §2.3.2, `entityID` names the entity), not a rollover.
+   */
+  async function updateMetadata(
+    id: string,
+    input: MetadataUpdateInput,
+    actor: FederationActor = CLI_ACTOR,
+  ): Promise<MetadataUpdateResult> {
+    let parsed: ReturnType<typeof parseIdpMetadata> | undefined;
+    // A compare-and-set: a configuration changed meanwhile (another node's refresh) is read again.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const row = await store.repos.federation.findIdentityProvider(id);
+      if (!row) return { ok: false, detail: `No identity provider "${id}".` };
+      const settings = settingsOf(row);
+      if (settings.protocol !== 'saml') {
+        return { ok: false, detail: `${row.name} uses OpenID Connect: it has no SAML metadata to update.` };
+      }
+      try {
+        parsed ??= parseIdpMetadata(input.metadataXml);
+      } catch (err) {
+        return { ok: false, detail: err instanceof MetadataError ? err.message : 'The metadata is not valid.' };
+      }
+      if (parsed.entityId !== settings.entityId) {
+        return {
+          ok: false,
+          detail: `The metadata is for entity ${parsed.entityId}; this configuration is for ${settings.entityId}: remove it and add the new IdP instead.`,
+        };
+      }
+      const { metadataSource: _previous, ...kept } = settings;
+      const next: SamlSettings = {
+        ...kept,
+        ssoUrl: parsed.ssoUrl,
+        certificates: parsed.certificates,
+        ...(input.metadataSource ? { metadataSource: input.metadataSource.slice(0, 1024) } : {}),
+      };
+      const change = diffIdpMetadata(settings, next);
+      if (!change.changed) return { ok: true, value: { view: viewOf(row), change } };
+      const json = JSON.stringify(next);
+      const done = await store.transaction(async (repos) => {
+        if (!(await repos.federation.replaceIdentityProviderSettings(id, row.settings, json))) return false;
+        const { changed: _changed, ...what } = change;
+        await repos.audit.recordEvent({
+          at: clock(),
+          actorId: actor.actorId,
+          action: 'system.idp.lifecycle.update',
+          targetId: row.firm_id,
+          outcome: 'success',
+          ip: actor.ip,
+          userAgent: actor.userAgent,
+          details: { idp: id, via: actor.via, ...what },
+        });
+        return true;
+      });
+      if (done) return { ok: true, value: { view: viewOf({ ...row, settings: json }), change } };
+    }
+    return { ok: false, detail: 'The configuration was changed meanwhile; try again.' };
+  }
+
+  /**
+   * Fetches a configuration's metadata from its URL again and applies it. A fetch that fails or
+   * metadata that is refused keeps the configuration as it is, recorded as a failed update.
+   */
+  async function refreshFrom(
+    row: IdentityProviderRow,
+    source: string,
+    actor: FederationActor,
+  ): Promise<MetadataRefresh> {
+    const base = { id: row.id, name: row.name, source };
+    let detail: string;
+    try {
+      const r = await updateMetadata(
+        row.id,
+        { metadataXml: await fetchMetadata(source), metadataSource: source },
+        actor,
+      );
+      if (r.ok) return { ...base, outcome: r.value.change.changed ? 'updated' : 'unchanged', change: r.value.change };
+      detail = r.detail;
+    } catch (err) {
+      detail = `cannot fetch the metadata: ${(err as Error).message}`;
+    }
+    await store.repos.audit.recordEvent({
+      at: clock(),
+      actorId: actor.actorId,
+      action: 'system.idp.lifecycle.update',
+      targetId: row.firm_id,
+      outcome: 'failure',
+      ip: actor.ip,
+      userAgent: actor.userAgent,
+      details: { idp: row.id, via: actor.via, source, detail: detail.slice(0, 300) },
+    });
+    return { ...base, outcome: 'failed', detail };
+  }
+
+  /** The metadata URL of a SAML configuration, if it came from one. */
+  function metadataUrlOf(row: IdentityProviderRow): { settings: SamlSettings; url: string } | undefined {
+    const settings = settingsOf(row);
+    if (settings.protocol !== 'saml' || !isMetadataUrl(settings.metadataSource)) return undefined;
+    return { settings, url: settings.metadataSource };
+  }
+
   return {
     spOf,
     publicUrl: deps.publicUrl,
+    updateMetadata,
+
+    /**
+     * `idp refresh [<id>]`: fetches the metadata of one configuration, or of every one that came
+     * from a URL, again now and applies it.
+     */
+    async refreshMetadata(
+      id?: string,
+      actor: FederationActor = CLI_ACTOR,
+    ): Promise<{ ok: true; value: MetadataRefresh[] } | { ok: false; detail: string }> {
+      const rows = id
+        ? [await store.repos.federation.findIdentityProvider(id)]
+        : await store.repos.federation.listIdentityProviders();
+      const [only] = rows;
+      if (id && !only) return { ok: false, detail: `No identity provider "${id}".` };
+      if (only && id && !metadataUrlOf(only)) {
+        return {
+          ok: false,
+          detail: `${only.name} has no metadata URL to refresh from: use idp update --metadata <https-url-or-file>.`,
+        };
+      }
+      const results: MetadataRefresh[] = [];
+      for (const row of rows) {
+        const from = row && metadataUrlOf(row);
+        if (row && from) results.push(await refreshFrom(row, from.url, actor));
+      }
+      return { ok: true, value: results };
+    },
+
+    /**
+     * The idp's housekeeping: refreshes each configuration whose metadata came from a URL and was
+     * last fetched 24 hours ago or more. Each node runs it; a node claims a configuration by moving
+     * its `metadataCheckedAt` on (compare-and-set), and only the node that claimed it fetches.
+     * A failure is logged as a warning for the operator (the audit log has it too).
+     */
+    async refreshDueMetadata(logger?: Pick<Logger, 'warn' | 'info'>): Promise<MetadataRefresh[]> {
+      const now = clock();
+      const results: MetadataRefresh[] = [];
+      for (const row of await store.repos.federation.listIdentityProviders()) {
+        const from = metadataUrlOf(row);
+        if (!from || (from.settings.metadataCheckedAt ?? row.created_at) > now - METADATA_REFRESH_INTERVAL_MS) continue;
+        const claimed = JSON.stringify({ ...from.settings, metadataCheckedAt: now });
+        if (!(await store.repos.federation.replaceIdentityProviderSettings(row.id, row.settings, claimed))) continue;
+        const r = await refreshFrom({ ...row, settings: claimed }, from.url, SCHEDULE_ACTOR);
+        if (r.outcome === 'failed') {
+          logger?.warn(
+            { idp: r.id, source: r.source, detail: r.detail },
+            'IdP metadata refresh failed; configuration kept',
+          );
+        } else if (r.outcome === 'updated') {
+          logger?.info({ idp: r.id, source: r.source, change: r.change }, 'IdP metadata refreshed');
+        }
+        results.push(r);
+      }
+      return results;
+    },
 
     async add(input: AddIdentityProviderInput, actor: FederationActor = CLI_ACTOR): Promise<AddResult> {
       const firm = await store.repos.firms.findFirmById(input.firmId);

@@ -2,7 +2,7 @@ import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { UserRow } from '../accounts/repository.ts';
 import { createSelfSignedCertificate } from './certificate.ts';
-import { MetadataError, parseIdpMetadata } from './model.ts';
+import { certificateFingerprint, diffIdpMetadata, MetadataError, parseIdpMetadata, pemOf } from './model.ts';
 import { classifySamlError, decideFederatedSignIn, oidcReportsMfa, samlReportsMfa } from './verify.ts';
 
 const user = (over: Partial<UserRow>) =>
@@ -79,5 +79,31 @@ describe('IdP metadata and our certificate', () => {
     expect(() => parseIdpMetadata(metadata('', body))).toThrow(MetadataError);
     expect(() => parseIdpMetadata(metadata(redirect, 'AAAA'))).toThrow(MetadataError);
     expect(() => parseIdpMetadata('not xml')).toThrow(MetadataError);
+  });
+
+  it('compares metadata by certificate fingerprint: a rollover adds one and removes another', () => {
+    const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const next = createSelfSignedCertificate({ ...other, commonName: 'next', notBefore: 0, validDays: 1 });
+    const was = { ssoUrl: 'https://idp.example/sso', certificates: [pem] };
+    // The same certificate wrapped otherwise is no change (SAML Metadata: base64 in ds:X509Certificate).
+    expect(diffIdpMetadata(was, { ...was, certificates: [pemOf(body.replace(/(.{76})/g, '$1\n'))] })).toEqual({
+      changed: false,
+      certificatesAdded: [],
+      certificatesRemoved: [],
+    });
+    expect(diffIdpMetadata(was, { ...was, certificates: [pem, next] })).toMatchObject({
+      changed: true,
+      certificatesAdded: [certificateFingerprint(next)],
+      certificatesRemoved: [],
+    });
+    expect(
+      diffIdpMetadata(was, { ssoUrl: 'https://idp.example/sso2', certificates: [next], metadataSource: 'a.xml' }),
+    ).toEqual({
+      changed: true,
+      ssoUrl: { before: 'https://idp.example/sso', after: 'https://idp.example/sso2' },
+      certificatesAdded: [certificateFingerprint(next)],
+      certificatesRemoved: [new X509Certificate(pem).fingerprint256],
+      metadataSource: { before: null, after: 'a.xml' },
+    });
   });
 });

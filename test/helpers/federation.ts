@@ -11,6 +11,7 @@ import type { App } from '../../src/accounts/model.ts';
 import type { UserRow } from '../../src/accounts/repository.ts';
 import { CLI_PRINCIPAL, createAdminServiceFor } from '../../src/admin/service.ts';
 import type { EnvironmentRuntime } from '../../src/app.ts';
+import type { Browser } from './browser.ts';
 
 /**
  * The firm's SAML identity provider in tests: samlify in the IdP role (a library independent of
@@ -246,4 +247,33 @@ export async function provisionFederatedUser(
   const switched = await createAdminServiceFor(rt).setAuthMode(CLI_PRINCIPAL, made.user.id, 'federated');
   if (!switched.ok) throw new Error(switched.message);
   return made.user;
+}
+
+/** Submits the sign-in form for a federated user; returns the IdP URL of the page it answers with. */
+export async function startFederatedSignIn(browser: Browser, username: string, password = 'anything at all') {
+  const res = await browser.submit('/signin', '/signin', { username, password });
+  if (res.statusCode !== 200 || !res.payload.includes("Continue to your firm's sign-in")) {
+    throw new Error(`not sent to the IdP: ${res.statusCode} ${res.payload.slice(0, 300)}`);
+  }
+  const href = /<a class="button" href="([^"]+)" data-auto-follow/.exec(res.payload)?.[1];
+  if (!href) throw new Error('no link to the IdP');
+  return href.replace(/&amp;/g, '&');
+}
+
+/**
+ * The SAML round trip: `username` at the sign-in form, the IdP's signed answer to our AuthnRequest, our ACS of
+ * configuration `acsId`. Returns the ACS answer, the IdP's answer and the URL it was sent to.
+ */
+export async function samlRoundTrip(
+  browser: Browser,
+  idp: TestSamlIdp,
+  spMetadata: string,
+  acsId: string,
+  username: string,
+  options: Partial<ResponseOptions> = {},
+) {
+  const url = await startFederatedSignIn(browser, username);
+  const answer = await idp.respond(spMetadata, url, { nameId: username, ...options });
+  const acs = await browser.post(`/sso/saml/${acsId}/acs`, { SAMLResponse: answer.samlResponse });
+  return { acs, answer, url };
 }

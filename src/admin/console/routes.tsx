@@ -25,6 +25,7 @@ import {
   type IdentityProviderForm,
   IdentityProvidersPage,
   LandingPage,
+  type MetadataUpdateForm,
   type NewUserForm,
   type Notice,
   OperationsPage,
@@ -494,7 +495,7 @@ export function registerAdminConsoles(app: FastifyInstance, deps: AdminConsoleDe
   async function renderSso(
     req: FastifyRequest,
     reply: FastifyReply,
-    options: { notice?: Notice; form?: IdentityProviderForm; errors?: IdpErrors } = {},
+    options: { notice?: Notice; form?: IdentityProviderForm; errors?: IdpErrors; update?: MetadataUpdateForm } = {},
     status = 200,
   ) {
     const s = staff(req);
@@ -513,6 +514,7 @@ export function registerAdminConsoles(app: FastifyInstance, deps: AdminConsoleDe
         firms={overview.value.firms}
         form={options.form ?? EMPTY_IDP_FORM}
         errors={options.errors ?? {}}
+        update={options.update}
         notice={options.notice}
       />,
       status,
@@ -591,6 +593,41 @@ export function registerAdminConsoles(app: FastifyInstance, deps: AdminConsoleDe
     const ours =
       v.protocol === 'saml' ? `our SP metadata URL ${v.sp.metadataUrl}` : `the redirect URI ${v.sp.redirectUri}`;
     return renderSso(req, reply, { notice: { ok: true, text: `Added ${v.name}. Give the firm ${ours}.` } });
+  });
+
+  // A key rollover or a new SSO URL at the same IdP: pasted metadata, like Add (never a URL: SSRF).
+  app.post('/admin/sso/:id/metadata', { ...post, bodyLimit: SSO_BODY_LIMIT }, async (req, reply) => {
+    const s = staff(req);
+    if (can(s.principal, 'idp.manage') && needsVerification(reply, s, '/admin/sso')) return reply;
+    const id = paramId(req) ?? '';
+    const raw = (req.body ?? {}) as Record<string, unknown>;
+    const metadataXml = typeof raw.metadataXml === 'string' ? raw.metadataXml : '';
+    const max = IDP_FIELD_MAX.metadataXml;
+    const invalid =
+      metadataXml.length > max
+        ? `At most ${max.toLocaleString('en-US')} characters.`
+        : metadataXml.trim()
+          ? undefined
+          : "Paste the IdP's new metadata XML.";
+    const update = { id, metadataXml: metadataXml.slice(0, max) };
+    // Without the permission the page answers 403 whatever was posted (`renderSso` asks the service).
+    if (invalid && can(s.principal, 'idp.manage'))
+      return renderSso(req, reply, { update: { ...update, error: invalid } }, 400);
+    const result = await admin.updateIdentityProviderMetadata(s.principal, id, update.metadataXml);
+    if (!result.ok) {
+      if (result.code === 'DENIED') return forbidden(reply, s, result.message);
+      return renderSso(req, reply, { update: { ...update, error: result.message } }, statusOf(result));
+    }
+    const { view: v, change } = result.value;
+    const what = [
+      change.ssoUrl ? `SSO URL now ${change.ssoUrl.after}` : '',
+      change.certificatesAdded.length ? `${change.certificatesAdded.length} signing certificate(s) added` : '',
+      change.certificatesRemoved.length ? `${change.certificatesRemoved.length} removed` : '',
+    ].filter(Boolean);
+    const text = change.changed
+      ? `Updated the metadata of ${v.name}${what.length ? `: ${what.join(', ')}` : ''}. Our SP metadata and ACS URLs are unchanged.`
+      : `The metadata of ${v.name} is unchanged.`;
+    return renderSso(req, reply, { notice: { ok: true, text } });
   });
 
   app.post('/admin/sso/:id/remove', post, async (req, reply) => {

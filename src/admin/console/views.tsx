@@ -824,6 +824,49 @@ function IdpField(props: {
   );
 }
 
+/** The "Update metadata" form of one SAML configuration, sent back with its problem. */
+export interface MetadataUpdateForm {
+  id: string;
+  metadataXml: string;
+  error?: string;
+}
+
+/**
+ * "Update metadata" for one SAML configuration: new metadata of the same IdP (entity id), pasted
+ * like Add's. Closed unless it comes back with a problem.
+ */
+function MetadataUpdate(props: { ctx: PageContext; idp: IdentityProviderRowView; form?: MetadataUpdateForm }) {
+  const { idp, form } = props;
+  const mine = form?.id === idp.id ? form : undefined;
+  const field = `u-${idp.id}-metadataXml`;
+  return (
+    <details open={mine ? true : undefined}>
+      <summary>Update metadata</summary>
+      <form method="post" action={`/admin/sso/${idp.id}/metadata`} novalidate data-idp-update={idp.id}>
+        <Csrf ctx={props.ctx} />
+        <label for={field}>New IdP metadata XML</label>
+        <p class="hint" id={`${field}-hint`}>
+          The same IdP's new metadata, e.g. at a signing-certificate rollover: the SSO URL and certificates are
+          replaced, our SP metadata and ACS URLs stay. Up to 256 KiB, pasted.
+        </p>
+        <textarea
+          id={field}
+          name="metadataXml"
+          rows={6}
+          maxLength={IDP_FIELD_MAX.metadataXml}
+          spellcheck={false}
+          aria-invalid={mine?.error ? 'true' : undefined}
+          aria-describedby={[`${field}-hint`, mine?.error ? `${field}-error` : ''].filter(Boolean).join(' ')}
+        >
+          {mine?.metadataXml ?? ''}
+        </textarea>
+        <FieldError id={`${field}-error`} error={mine?.error} />
+        <button type="submit">Update metadata</button>
+      </form>
+    </details>
+  );
+}
+
 function FieldError({ id, error }: { id: string; error: string | undefined }) {
   return error ? (
     <p class="field-error" id={id} role="alert">
@@ -844,6 +887,8 @@ export function IdentityProvidersPage(props: {
   form: IdentityProviderForm;
   /** The Add form's problem: the service's message (`form`) or a field's. */
   errors: Partial<Record<keyof IdentityProviderForm | 'form', string>>;
+  /** An "Update metadata" form that came back with a problem. */
+  update?: MetadataUpdateForm | undefined;
   notice?: Notice | undefined;
 }) {
   const { ctx, form: f, errors } = props;
@@ -895,6 +940,7 @@ export function IdentityProvidersPage(props: {
                 </td>
                 <td>
                   <ActionForm ctx={ctx} action={`/admin/sso/${v.id}/remove`} label={`Remove ${v.name}`} danger />
+                  {v.protocol === 'saml' ? <MetadataUpdate ctx={ctx} idp={v} form={props.update} /> : null}
                 </td>
               </tr>
             ))}
