@@ -11,8 +11,6 @@ import { type CliRun, runTraqs } from './helpers/cli.ts';
  */
 describe('admin commands', () => {
   let s: AdminStack;
-  let out: string[];
-  let err: string[];
 
   beforeAll(async () => {
     s = await createAdminStack();
