@@ -16,6 +16,7 @@ describe('federated sign-in over OpenID Connect', () => {
   let confA: IdentityProviderView;
   let userA = '';
   let userB = '';
+  let userMfa = '';
 
   beforeAll(async () => {
     s = await startOauthStack();
@@ -43,8 +44,11 @@ describe('federated sign-in over OpenID Connect', () => {
         secret: `${c.settings.protocol === 'oidc' ? c.settings.clientId : ''}-secret-0123456789`,
         redirectUri: c.sp.redirectUri,
       })),
+      // The firm's OP says Mona signed in with a second factor (RFC 8176), and no one else.
+      (login) => (login === 'mona@acme.example' ? ['pwd', 'otp', 'mfa'] : undefined),
     );
     userA = (await provisionFederatedUser(s.rt, { email: 'olivia@acme.example', firmId: s.firm.id })).login;
+    userMfa = (await provisionFederatedUser(s.rt, { email: 'mona@acme.example', firmId: s.firm.id })).login;
     userB = (await provisionFederatedUser(s.rt, { email: 'bert@beta.example', firmId: firmB.firm.id })).login;
   }, 30_000);
   afterAll(async () => {
@@ -85,6 +89,17 @@ describe('federated sign-in over OpenID Connect', () => {
     expect(events.some((e) => e.outcome === 'success' && JSON.parse(e.details).amr.join() === 'fed')).toBe(true);
     const replay = await browser.get(callback);
     expect(replay.status).toBe(400);
+  });
+
+  it('signs a user in with amr fed and mfa when the firm’s OP reports a second factor', async () => {
+    const browser = createHttpBrowser();
+    const done = await browser.get(await atOp(browser, userMfa, userMfa));
+    expect(done.status).toBe(303);
+    const events = await s.rt.store.repos.audit.listEvents({ action: 'user.authentication.sso' });
+    const mona = await s.rt.store.repos.users.findUserByLogin(userMfa);
+    const signedIn = events.find((e) => e.outcome === 'success' && e.target_id === mona?.id);
+    // RFC 8176: the OP's `mfa` carries over; without it (Olivia, above) the sign-in is `fed` only.
+    expect(JSON.parse(signedIn?.details ?? '{}').amr).toEqual(['fed', 'mfa']);
   });
 
   it('shows the IdP’s refusal (error=access_denied) as its own page', async () => {

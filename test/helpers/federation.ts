@@ -206,6 +206,8 @@ export function createTestSamlIdp(
 export async function startTestOpenIdProvider(
   port: number,
   clients: { clientId: string; secret: string; redirectUri: string }[],
+  /** RFC 8176 `amr` the OP reports for a login (in its ID token), e.g. `['pwd', 'otp', 'mfa']`. */
+  amrOf: (login: string) => string[] | undefined = () => undefined,
 ): Promise<{ issuer: string; close(): Promise<void> }> {
   const issuer = `http://localhost:${port}`;
   const op = new Provider(issuer, {
@@ -221,10 +223,17 @@ export async function startTestOpenIdProvider(
       accountId: id,
       claims: async () => ({ sub: id, email: id, email_verified: true }),
     }),
-    claims: { openid: ['sub'], email: ['email', 'email_verified'] },
+    claims: { openid: ['sub', 'amr'], email: ['email', 'email_verified'] },
     cookies: { keys: [randomBytes(16).toString('hex')] },
     features: { devInteractions: { enabled: true } },
   });
+  // oidc-provider puts in its ID token the `amr` of the sign-in's result: its development login
+  // pages record none, so the result is given the one this test OP reports for the login.
+  const finished = op.interactionFinished.bind(op);
+  op.interactionFinished = (req, res, result, options) => {
+    const amr = result.login ? amrOf(result.login.accountId) : undefined;
+    return finished(req, res, amr && result.login ? { ...result, login: { ...result.login, amr } } : result, options);
+  };
   const server = createServer(op.callback());
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return { issuer, close: () => new Promise((resolve) => server.close(() => resolve())) };
