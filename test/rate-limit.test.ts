@@ -10,12 +10,16 @@ afterEach(async () => {
   await s?.close();
 });
 
-/** A wrong password at the Authentication API from `ip`. */
-const attempt = (ip: string) =>
-  s.app.inject({
+/**
+ * A wrong password at the Authentication API from `ip` (the connection's address), to this
+ * stack's idp or to `options.app`, with `X-Forwarded-For` when given.
+ */
+const attempt = (ip: string, options: { app?: TestStack['app']; forwardedFor?: string } = {}) =>
+  (options.app ?? s.app).inject({
     method: 'POST',
     url: '/api/v1/authn',
     remoteAddress: ip,
+    ...(options.forwardedFor ? { headers: { 'x-forwarded-for': options.forwardedFor } } : {}),
     payload: { username: 'nobody@acme.example', password: 'guess guess guess' },
   });
 
@@ -68,14 +72,7 @@ describe('behind a reverse proxy (trustProxy)', () => {
   it('counts the address the proxy saw, whatever the client writes into X-Forwarded-For', async () => {
     s = await createTestStack({ overrides: { trustProxy: true, policy: { authRequestsPerMinutePerIp: 3 } } });
     // The proxy (on a private address) appends the client's address to what the client sent.
-    const viaProxy = (spoofed: string) =>
-      s.app.inject({
-        method: 'POST',
-        url: '/api/v1/authn',
-        remoteAddress: '10.0.0.2',
-        headers: { 'x-forwarded-for': `${spoofed}, 203.0.113.50` },
-        payload: { username: 'nobody@acme.example', password: 'guess guess guess' },
-      });
+    const viaProxy = (spoofed: string) => attempt('10.0.0.2', { forwardedFor: `${spoofed}, 203.0.113.50` });
     const statuses = [];
     for (let i = 0; i < 4; i++) statuses.push((await viaProxy(`192.0.2.${i + 1}`)).statusCode);
     // A new made-up address on every request does not buy a new budget.
@@ -84,13 +81,7 @@ describe('behind a reverse proxy (trustProxy)', () => {
     const [event] = await s.rt.store.repos.audit.listEvents({ limit: 1 });
     expect(event?.ip).toBe('203.0.113.50');
     // The header from a client that is not a trusted proxy is ignored altogether.
-    const direct = await s.app.inject({
-      method: 'POST',
-      url: '/api/v1/authn',
-      remoteAddress: '198.51.100.77',
-      headers: { 'x-forwarded-for': '203.0.113.50' },
-      payload: { username: 'nobody@acme.example', password: 'guess guess guess' },
-    });
+    const direct = await attempt('198.51.100.77', { forwardedFor: '203.0.113.50' });
     expect(direct.statusCode).toBe(401);
   });
 });
@@ -146,13 +137,7 @@ describeEachBackend('per-IP rate limit across nodes', (backend) => {
     const node2 = await buildIdp(rt);
     await node2.ready();
     try {
-      const on = (node: typeof node2) => () =>
-        node.inject({
-          method: 'POST',
-          url: '/api/v1/authn',
-          remoteAddress: '203.0.113.40',
-          payload: { username: 'nobody@acme.example', password: 'guess guess guess' },
-        });
+      const on = (app: typeof node2) => () => attempt('203.0.113.40', { app });
       const statuses = [];
       for (const send of [on(s.app), on(node2), on(s.app), on(node2), on(s.app), on(node2)]) {
         statuses.push((await send()).statusCode);

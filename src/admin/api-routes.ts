@@ -5,6 +5,7 @@ import { APPS, type App } from '../accounts/model.ts';
 import type { UserRow } from '../accounts/repository.ts';
 import type { AuditRow } from '../audit/repository.ts';
 import { AppError } from '../web/errors.ts';
+import { RATE_LIMIT_WINDOW_MS } from '../web/rate-limit.ts';
 import { parseBody, requestContext } from '../web/validate.ts';
 import { parseOktaFilter } from './okta-filter.ts';
 import type { AuditColumn, ConditionSet, UserColumn } from './query-repository.ts';
@@ -252,7 +253,11 @@ export function registerManagementApi(app: FastifyInstance, deps: ManagementApiD
   const principals = new WeakMap<FastifyRequest, Principal>();
   // One budget per address for every management route, apart from the sign-in forms' budget.
   const rateLimit = {
-    rateLimit: { max: deps.managementRequestsPerMinute ?? 600, timeWindow: 60_000, groupId: 'management-api' },
+    rateLimit: {
+      max: deps.managementRequestsPerMinute ?? 600,
+      timeWindow: RATE_LIMIT_WINDOW_MS,
+      groupId: 'management-api',
+    },
   };
 
   const who = (req: FastifyRequest): Principal => {

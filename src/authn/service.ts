@@ -275,9 +275,15 @@ export function createAuthnService(deps: AuthnDeps) {
     return view(repos, stateToken, row, { user, ...(activeFactors ? { activeFactors } : {}) });
   }
 
-  async function loadTransaction(stateToken: unknown): Promise<TransactionRow | undefined> {
+  /** The hash a stateToken is stored under, or undefined for what cannot be one. */
+  function stateTokenHash(stateToken: unknown): string | undefined {
     if (typeof stateToken !== 'string' || stateToken.length < 20 || stateToken.length > 200) return undefined;
-    return store.repos.tokens.findTransaction(hashBearerSecret(stateToken), clock());
+    return hashBearerSecret(stateToken);
+  }
+
+  async function loadTransaction(stateToken: unknown): Promise<TransactionRow | undefined> {
+    const hash = stateTokenHash(stateToken);
+    return hash === undefined ? undefined : store.repos.tokens.findTransaction(hash, clock());
   }
 
   /**
@@ -287,10 +293,9 @@ export function createAuthnService(deps: AuthnDeps) {
    * anything else stays INVALID_TOKEN.
    */
   async function endedByLockout(stateToken: unknown): Promise<AuthnResult> {
-    if (typeof stateToken !== 'string' || stateToken.length < 20 || stateToken.length > 200) {
-      return fail('INVALID_TOKEN');
-    }
-    const row = await store.repos.tokens.findEndedTransaction(hashBearerSecret(stateToken), clock());
+    const hash = stateTokenHash(stateToken);
+    if (hash === undefined) return fail('INVALID_TOKEN');
+    const row = await store.repos.tokens.findEndedTransaction(hash, clock());
     const user = row ? await store.repos.users.findUserById(row.user_id) : undefined;
     // `recordFailure` locks the user and ends their transactions at one instant.
     if (row && user?.status === 'LOCKED_OUT' && user.locked_at !== null && row.ended_at === user.locked_at) {

@@ -23,10 +23,8 @@ const SUBJECT_USER_COLUMNS = [
   'u.status',
   'u.auth_mode',
 ] as const;
-export type SubjectUser = Pick<
-  UserRow,
-  'id' | 'firm_id' | 'login' | 'email' | 'first_name' | 'last_name' | 'status' | 'auth_mode'
->;
+type WithoutAlias<T> = T extends `u.${infer C extends keyof UserRow}` ? C : never;
+export type SubjectUser = Pick<UserRow, WithoutAlias<(typeof SUBJECT_USER_COLUMNS)[number]>>;
 
 /** A user as tokens describe them (see `findTokenSubject`). */
 export interface TokenSubject {
